@@ -1,0 +1,216 @@
+"""Starting, watching and stopping a tritonserver process on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from instruct_embed.server.install import TritonInstall, find_triton
+
+
+class ServerStartError(RuntimeError):
+    """The server did not become ready; the message carries the end of its log."""
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    repository: Path
+    models: tuple[str, ...] = ()  # loaded explicitly; empty: every model in the repository
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    log_file: Path | None = None
+    ready_timeout_s: float = 180.0
+    response_cache_bytes: int = 0  # 0: no response cache
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalTritonServer:
+    """A tritonserver child process in its own process group.
+
+    Use as a context manager, or call start() / stop(). stop() sends SIGTERM to the whole group (the Python
+    backend stubs included), waits for in-flight requests to finish, and kills what is left after a timeout.
+    """
+
+    def __init__(self, options: ServerOptions, install: TritonInstall | None = None) -> None:
+        self.options = options
+        self.install = install or find_triton()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_file = options.log_file or options.repository.parent / "tritonserver.log"
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.options.host}:{self.options.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.options.host}:{self.options.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.options.host}:{self.options.metrics_port}/metrics"
+
+    def command(self) -> list[str]:
+        o = self.options
+        args = [
+            str(self.install.binary),
+            f"--model-repository={o.repository}",
+            f"--backend-directory={self.install.backend_dir}",
+            f"--cache-directory={self.install.cache_dir}",
+            f"--http-address={o.host}",
+            f"--http-port={o.http_port}",
+            f"--grpc-address={o.host}",
+            f"--grpc-port={o.grpc_port}",
+            f"--metrics-address={o.host}",
+            f"--metrics-port={o.metrics_port}",
+            "--allow-gpu-metrics=false",
+            "--strict-readiness=true",
+            "--exit-timeout-secs=30",
+        ]
+        if o.models:
+            args.append("--model-control-mode=explicit")
+            args.extend(f"--load-model={name}" for name in o.models)
+        if o.response_cache_bytes:
+            args.append(f"--cache-config=local,size={o.response_cache_bytes}")
+        return [*args, *o.extra_args]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        libs = [str(p) for p in self.install.library_dirs]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, env.get("LD_LIBRARY_PATH", "")]).strip(os.pathsep)
+        # The stub is its own process: it must import numpy, tokenizers and onnxruntime from this environment.
+        site = sysconfig.get_paths()["purelib"]
+        env["PYTHONPATH"] = os.pathsep.join([site, env.get("PYTHONPATH", "")]).strip(os.pathsep)
+        env["PYTHONNOUSERSITE"] = "1"
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        return env
+
+    def start(self) -> LocalTritonServer:
+        o = self.options
+        for port in (o.http_port, o.grpc_port, o.metrics_port):
+            if not port_is_free(o.host, port):
+                raise ServerStartError(
+                    f"port {port} on {o.host} is taken (a leftover tritonserver?); stop it or choose other ports"
+                )
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_file.open("wb")
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            self.wait_ready(o.ready_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerStartError(
+                    f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            if self.is_ready():
+                return
+            time.sleep(0.25)
+        raise ServerStartError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout_s: float = 40.0) -> int | None:
+        """SIGTERM the process group, wait, then SIGKILL what remains. Returns the exit code."""
+        if self.process is None:
+            return None
+        process, self.process = self.process, None
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+        _signal_group(process.pid, signal.SIGKILL)  # stubs that outlived their parent
+        return process.returncode
+
+    def __enter__(self) -> LocalTritonServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_until_signalled(server: LocalTritonServer, out=sys.stdout) -> int:
+    """Block until Ctrl-C or SIGTERM, then stop the server cleanly."""
+    stopping = False
+
+    def _request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, _request_stop)
+    try:
+        while not stopping:
+            process = server.process
+            if process is None or process.poll() is not None:
+                print(f"tritonserver exited unexpectedly; log: {server.log_file}", file=out)
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        code = server.stop()
+        print(f"tritonserver stopped (exit code {code}); log: {server.log_file}", file=out)
+    return 0

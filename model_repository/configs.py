@@ -1,0 +1,117 @@
+"""Triton model configs built as protobuf messages from a ModelSpec (never written by hand).
+
+Names on the public contract (TEXT, ROLE, TASK, INSTRUCTION, TRUNCATE -> EMBEDDING, TOKEN_COUNT) are upper
+case; tensors between the steps are named after what they carry (input_ids, attention_mask, embedding).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from tritonclient.grpc import model_config_pb2 as mc
+
+from instruct_embed.catalog import ModelSpec
+
+from .runtime.preprocess import SPEC_PARAMETER
+from .targets import EncoderTarget
+
+ENCODER_INPUTS = ("input_ids", "attention_mask")
+OPTIONAL_TEXT_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE")
+DENSE = "embedding"
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How one model is served. Defaults suit the 2-core CPU server; GPU deployments raise them."""
+
+    target: EncoderTarget = EncoderTarget.PYTHON_ORT
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 2000  # how long the encoder's batcher waits for company
+    preprocess_instances: int = 1
+    encoder_instances: int = 1
+    gpu: bool = False
+    ort_intra_op_threads: int = 0
+
+
+def preprocess_name(spec: ModelSpec) -> str:
+    return f"{spec.name}_preprocess"
+
+
+def encoder_name(spec: ModelSpec) -> str:
+    return f"{spec.name}_encoder"
+
+
+def _add_tensor(collection, name: str, data_type: int, dims: list[int], optional: bool = False) -> None:
+    tensor = collection.add()
+    tensor.name = name
+    tensor.data_type = data_type
+    tensor.dims.extend(dims)
+    if optional:
+        tensor.optional = True
+
+
+def _spec_parameter(config: mc.ModelConfig, spec: ModelSpec) -> None:
+    config.parameters[SPEC_PARAMETER].string_value = json.dumps(
+        {**spec.runtime_config(), "encoder_inputs": list(ENCODER_INPUTS)}, sort_keys=True
+    )
+
+
+def _text_inputs(config: mc.ModelConfig) -> None:
+    _add_tensor(config.input, "TEXT", mc.TYPE_STRING, [1])
+    for name in OPTIONAL_TEXT_INPUTS:
+        _add_tensor(config.input, name, mc.TYPE_STRING, [1], optional=True)
+
+
+def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
+    config = mc.ModelConfig(
+        name=preprocess_name(spec), backend="python", max_batch_size=options.max_batch_size
+    )
+    _text_inputs(config)
+    for name in ENCODER_INPUTS:
+        _add_tensor(config.output, name, mc.TYPE_INT64, [-1])
+    _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
+    config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.dynamic_batching.SetInParent()
+    _spec_parameter(config, spec)
+    return config
+
+
+def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=encoder_name(spec), max_batch_size=options.max_batch_size)
+    if options.target is EncoderTarget.PYTHON_ORT:
+        config.backend = "python"
+        config.parameters["ort_intra_op_threads"].string_value = str(options.ort_intra_op_threads)
+    elif options.target is EncoderTarget.ONNXRUNTIME:
+        config.backend = "onnxruntime"
+        config.default_model_filename = EncoderTarget.ONNXRUNTIME.model_file
+    else:
+        config.platform = "tensorrt_plan"
+        config.default_model_filename = EncoderTarget.TENSORRT.model_file
+    for name in ENCODER_INPUTS:
+        _add_tensor(config.input, name, mc.TYPE_INT64, [-1])
+    _add_tensor(config.output, DENSE, mc.TYPE_FP32, [spec.dim])
+    kind = mc.ModelInstanceGroup.KIND_GPU if options.gpu else mc.ModelInstanceGroup.KIND_CPU
+    config.instance_group.add(count=options.encoder_instances, kind=kind)
+    config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
+    return config
+
+
+def ensemble_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=spec.name, platform="ensemble", max_batch_size=options.max_batch_size)
+    _text_inputs(config)
+    _add_tensor(config.output, "EMBEDDING", mc.TYPE_FP32, [spec.dim])
+    _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
+    _spec_parameter(config, spec)
+    steps = config.ensemble_scheduling.step
+    pre = steps.add(model_name=preprocess_name(spec), model_version=-1)
+    for name in ("TEXT", *OPTIONAL_TEXT_INPUTS):
+        pre.input_map[name] = name
+    for name in ENCODER_INPUTS:
+        pre.output_map[name] = name
+    pre.output_map["TOKEN_COUNT"] = "TOKEN_COUNT"
+    enc = steps.add(model_name=encoder_name(spec), model_version=-1)
+    for name in ENCODER_INPUTS:
+        enc.input_map[name] = name
+    enc.output_map[DENSE] = "EMBEDDING"
+    return config

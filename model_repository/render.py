@@ -1,0 +1,98 @@
+"""Writes a model's three Triton models (ensemble, preprocess, encoder) into a repository folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from instruct_embed.catalog import ModelSpec
+
+from . import runtime
+from .configs import ServingOptions, encoder_config, ensemble_config, preprocess_config
+from .runtime.preprocess import TOKENIZER_FILE
+from .targets import EncoderTarget
+
+TEMPLATES = Path(__file__).parent / "templates"
+RUNTIME_PACKAGE = "instruct_embed_runtime"  # the runtime package's name inside a rendered model
+VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ModelArtifacts:
+    """What rendering copies in: the tokenizer and the encoder file (ONNX graph or TensorRT plan)."""
+
+    tokenizer_json: Path
+    encoder_file: Path
+
+
+def write_config(config: mc.ModelConfig, model_dir: Path) -> Path:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / "config.pbtxt"
+    path.write_text(text_format.MessageToString(config))
+    return path
+
+
+def read_config(path: Path) -> mc.ModelConfig:
+    return text_format.Parse(path.read_text(), mc.ModelConfig())
+
+
+def _copy_runtime(version_dir: Path) -> None:
+    target = version_dir / RUNTIME_PACKAGE
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(Path(runtime.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link when on the same file system (large graphs), else copy."""
+    if target.exists() or target.is_symlink():
+        target.unlink()
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _python_model(model_dir: Path, template: str) -> Path:
+    version_dir = model_dir / VERSION
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(TEMPLATES / template, version_dir / "model.py")
+    _copy_runtime(version_dir)
+    return version_dir
+
+
+def render_model(
+    spec: ModelSpec, artifacts: ModelArtifacts, repository: Path, options: ServingOptions = ServingOptions()
+) -> list[Path]:
+    """Render `spec` into `repository`; returns the three model folders. Re-rendering replaces them."""
+    ensemble_dir = repository / spec.name
+    preprocess_dir = repository / preprocess_config(spec, options).name
+    encoder_dir = repository / encoder_config(spec, options).name
+    for folder in (ensemble_dir, preprocess_dir, encoder_dir):
+        if folder.exists():
+            shutil.rmtree(folder)
+
+    write_config(ensemble_config(spec, options), ensemble_dir)
+    (ensemble_dir / VERSION).mkdir(parents=True, exist_ok=True)
+
+    write_config(preprocess_config(spec, options), preprocess_dir)
+    version_dir = _python_model(preprocess_dir, "preprocess_model.py")
+    shutil.copyfile(artifacts.tokenizer_json, version_dir / TOKENIZER_FILE)
+
+    write_config(encoder_config(spec, options), encoder_dir)
+    if options.target is EncoderTarget.PYTHON_ORT:
+        version_dir = _python_model(encoder_dir, "ort_encoder_model.py")
+    else:
+        version_dir = encoder_dir / VERSION
+        version_dir.mkdir(parents=True, exist_ok=True)
+    _link_or_copy(artifacts.encoder_file, version_dir / options.target.model_file)
+    data_file = artifacts.encoder_file.with_name(artifacts.encoder_file.name + ".data")
+    if data_file.exists():
+        # The graph names its side file by name; keep that name beside the renamed graph.
+        _link_or_copy(data_file, version_dir / data_file.name)
+    return [ensemble_dir, preprocess_dir, encoder_dir]

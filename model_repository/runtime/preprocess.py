@@ -1,0 +1,93 @@
+"""The preprocess step of the ensemble: request tensors in, encoder tensors out (no Triton import)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import RequestError
+from .prompting import PromptTemplates, resolve_prompt
+from .tokenization import PromptTokenizer, TokenizerSettings
+
+SPEC_PARAMETER = "instruct_embed_spec"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _decode(value: Any, what: str, row: int) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise RequestError(
+                f"{what} row {row} is not valid UTF-8 ({error.reason} at byte {error.start})"
+            ) from None
+    return str(value)
+
+
+def _column(values: np.ndarray | None, n: int, what: str) -> list[str | None]:
+    """One optional string per row: an [n, 1] tensor, or None when the input was not sent."""
+    if values is None:
+        return [None] * n
+    flat = values.reshape(-1)
+    if flat.shape[0] != n:
+        raise RequestError(f"{what} has {flat.shape[0]} rows but TEXT has {n}; send one per text")
+    return [_decode(v, what, i) or None for i, v in enumerate(flat)]
+
+
+class Preprocessor:
+    """Resolves each row's prompt and tokenises the batch.
+
+    `__call__` takes numpy arrays as Triton hands them over (object arrays of bytes, shape [n, 1]) and
+    returns the tensors named as the encoder's inputs, plus TOKEN_COUNT.
+    """
+
+    def __init__(self, config: Mapping[str, Any], tokenizer_json: str | Path) -> None:
+        self.config = dict(config)
+        self.templates = PromptTemplates.from_config(config)
+        self.tokenizer = PromptTokenizer(str(tokenizer_json), TokenizerSettings.from_config(config))
+        self.output_names: tuple[str, ...] = tuple(
+            config.get("encoder_inputs", ("input_ids", "attention_mask"))
+        )
+
+    @classmethod
+    def from_model_dir(cls, model_config: Mapping[str, Any], version_dir: Path) -> Preprocessor:
+        """Build from a Triton model config (as JSON) whose parameters carry the spec."""
+        spec = json.loads(model_config["parameters"][SPEC_PARAMETER]["string_value"])
+        return cls(spec, version_dir / TOKENIZER_FILE)
+
+    def __call__(
+        self,
+        text: np.ndarray,
+        role: np.ndarray | None = None,
+        task: np.ndarray | None = None,
+        instruction: np.ndarray | None = None,
+        truncate: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        texts = [_decode(v, "TEXT", i) for i, v in enumerate(text.reshape(-1))]
+        n = len(texts)
+        if n == 0:
+            raise RequestError("TEXT is empty; send at least one text")
+        roles = _column(role, n, "ROLE")
+        tasks = _column(task, n, "TASK")
+        instructions = _column(instruction, n, "INSTRUCTION")
+        modes = {m or "end" for m in _column(truncate, n, "TRUNCATE")}
+        if len(modes) > 1:
+            raise RequestError("TRUNCATE must be the same for every text of a request")
+        prompts = [
+            resolve_prompt(self.templates, t, r, k, i)
+            for t, r, k, i in zip(texts, roles, tasks, instructions, strict=True)
+        ]
+        batch = self.tokenizer.encode(prompts, truncate=modes.pop())
+        available = {
+            "input_ids": batch.input_ids,
+            "attention_mask": batch.attention_mask,
+            "token_type_ids": batch.token_type_ids,
+            "pool_mask": batch.pool_mask,
+        }
+        outputs = {name: available[name] for name in self.output_names}
+        outputs["TOKEN_COUNT"] = batch.token_counts.reshape(n, 1)
+        return outputs
