@@ -28,9 +28,7 @@ class ExportOptions:
     device: str = "cpu"
 
 
-def export_onnx(
-    spec: ModelSpec, hf_dir: Path, out_path: Path, options: ExportOptions = ExportOptions()
-) -> Path:
+def export_onnx(spec: ModelSpec, hf_dir: Path, out_path: Path, options: ExportOptions = ExportOptions()) -> Path:
     """Write `out_path` (and `out_path.name + '.data'` for large graphs). Does not validate: see validate.py.
 
     The graph's inputs are int64 `input_ids` and `attention_mask` [batch, sequence]; its output `embedding`
@@ -63,9 +61,7 @@ def export_onnx(
     return out_path
 
 
-def save_onnx(
-    model: onnx.ModelProto, out_path: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD
-) -> None:
+def save_onnx(model: onnx.ModelProto, out_path: Path, external_data_threshold: int = EXTERNAL_DATA_THRESHOLD) -> None:
     """Save `model`, moving its weights to `<name>.data` beside it when it is larger than the threshold."""
     data_file = out_path.with_name(out_path.name + ".data")
     if data_file.exists():

@@ -22,9 +22,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Te
         # Right padding: the last real token (the appended EOS) sits at mask.sum - 1.
         last = (mask.sum(dim=1) - 1).clamp(min=0)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    raise ValueError(
-        f"pooling {pooling.value!r} needs a model-specific head; not available in the generic wrapper"
-    )
+    raise ValueError(f"pooling {pooling.value!r} needs a model-specific head; not available in the generic wrapper")
 
 
 def l2_normalize(vectors: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ class ReferenceEmbedder:
             truncation=True,
             return_attention_mask=False,
         )
-        batch["input_ids"] = [ids + [append_id] for ids in batch["input_ids"]]
+        batch["input_ids"] = [[*ids, append_id] for ids in batch["input_ids"]]
         return dict(self.tokenizer.pad(batch, padding=True, return_attention_mask=True, return_tensors="pt"))
 
     @torch.no_grad()
@@ -78,9 +78,7 @@ class ReferenceEmbedder:
         elif self.spec.pooling is Pooling.LAST_TOKEN:
             pooled = last_token_pool(hidden, mask)
         else:
-            raise NotImplementedError(
-                f"{self.spec.name}: the {self.spec.pooling.value} oracle is family-specific"
-            )
+            raise NotImplementedError(f"{self.spec.name}: the {self.spec.pooling.value} oracle is family-specific")
         if self.spec.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
         return pooled.numpy()

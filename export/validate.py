@@ -56,9 +56,7 @@ def validate_onnx(
     """
     tolerance = spec.tolerance if tolerance is None else tolerance
     templates = PromptTemplates.from_config(spec.runtime_config())
-    tokenizer = PromptTokenizer(
-        str(hf_dir / "tokenizer.json"), TokenizerSettings.from_config(spec.runtime_config())
-    )
+    tokenizer = PromptTokenizer(str(hf_dir / "tokenizer.json"), TokenizerSettings.from_config(spec.runtime_config()))
     prompts = [resolve_prompt(templates, t, role) for role in ("query", "document") for t in texts]
     encoder = OrtEncoder(str(onnx_path))
     batch = tokenizer.encode(prompts)

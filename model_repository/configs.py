@@ -64,9 +64,7 @@ def _text_inputs(config: mc.ModelConfig) -> None:
 
 
 def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
-    config = mc.ModelConfig(
-        name=preprocess_name(spec), backend="python", max_batch_size=options.max_batch_size
-    )
+    config = mc.ModelConfig(name=preprocess_name(spec), backend="python", max_batch_size=options.max_batch_size)
     _text_inputs(config)
     for name in ENCODER_INPUTS:
         _add_tensor(config.output, name, mc.TYPE_INT64, [-1])

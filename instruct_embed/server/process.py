@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -147,9 +148,7 @@ class LocalTritonServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise ServerStartError(
-                    f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
+                raise ServerStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
             if self.is_ready():
                 return
             time.sleep(0.25)
@@ -185,10 +184,8 @@ class LocalTritonServer:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_until_signalled(server: LocalTritonServer, out=sys.stdout) -> int:

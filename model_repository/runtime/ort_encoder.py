@@ -33,9 +33,7 @@ class OrtEncoder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = 1
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0"
-        )
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0")
         self.session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -48,9 +46,7 @@ class OrtEncoder:
         if len(requests) == 1:
             return [self.run(requests[0])]
         length = max(r[self.input_names[0]].shape[1] for r in requests)
-        feed = {
-            name: np.concatenate([_pad_right(r[name], length) for r in requests]) for name in self.input_names
-        }
+        feed = {name: np.concatenate([_pad_right(r[name], length) for r in requests]) for name in self.input_names}
         merged = self.run(feed)
         results: list[dict[str, np.ndarray]] = []
         start = 0

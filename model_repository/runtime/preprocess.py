@@ -22,9 +22,7 @@ def _decode(value: Any, what: str, row: int) -> str:
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise RequestError(
-                f"{what} row {row} is not valid UTF-8 ({error.reason} at byte {error.start})"
-            ) from None
+            raise RequestError(f"{what} row {row} is not valid UTF-8 ({error.reason} at byte {error.start})") from None
     return str(value)
 
 
@@ -49,9 +47,7 @@ class Preprocessor:
         self.config = dict(config)
         self.templates = PromptTemplates.from_config(config)
         self.tokenizer = PromptTokenizer(str(tokenizer_json), TokenizerSettings.from_config(config))
-        self.output_names: tuple[str, ...] = tuple(
-            config.get("encoder_inputs", ("input_ids", "attention_mask"))
-        )
+        self.output_names: tuple[str, ...] = tuple(config.get("encoder_inputs", ("input_ids", "attention_mask")))
 
     @classmethod
     def from_model_dir(cls, model_config: Mapping[str, Any], version_dir: Path) -> Preprocessor:

@@ -97,9 +97,7 @@ class PromptTokenizer:
         instruction_lengths = self._instruction_lengths(prompts) if self.settings.mask_instruction else None
         return self._pad(rows, instruction_lengths)
 
-    def _truncate(
-        self, ids: list[int], types: list[int], mode: str, index: int
-    ) -> tuple[list[int], list[int]]:
+    def _truncate(self, ids: list[int], types: list[int], mode: str, index: int) -> tuple[list[int], list[int]]:
         budget = self.budget
         if len(ids) <= budget:
             return ids, types
@@ -137,20 +135,14 @@ class PromptTokenizer:
         encoded = self._tokenizer.encode_batch(prefixes, add_special_tokens=False)
         return [len(e.ids) if prefix else 0 for e, prefix in zip(encoded, prefixes, strict=True)]
 
-    def _pad(
-        self, rows: list[tuple[list[int], list[int]]], instruction_lengths: list[int] | None
-    ) -> TokenBatch:
+    def _pad(self, rows: list[tuple[list[int], list[int]]], instruction_lengths: list[int] | None) -> TokenBatch:
         n = len(rows)
         length = max((len(ids) for ids, _ in rows), default=0)
         input_ids = np.full((n, length), self.pad_id, dtype=np.int64)
         attention_mask = np.zeros((n, length), dtype=np.int64)
         token_type_ids = np.zeros((n, length), dtype=np.int64)
         for row, (ids, types) in enumerate(rows):
-            span = (
-                slice(0, len(ids))
-                if self.settings.padding_side == "right"
-                else slice(length - len(ids), length)
-            )
+            span = slice(0, len(ids)) if self.settings.padding_side == "right" else slice(length - len(ids), length)
             input_ids[row, span] = ids
             attention_mask[row, span] = 1
             token_type_ids[row, span] = types

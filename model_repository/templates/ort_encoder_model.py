@@ -20,18 +20,12 @@ class TritonPythonModel:
         feeds = []
         for request in requests:
             feeds.append(
-                {
-                    name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()
-                    for name in self.encoder.input_names
-                }
+                {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.encoder.input_names}
             )
         try:
             results = self.encoder.run_requests(feeds)
         except Exception as error:  # one failed run fails its requests, never the model
-            return [
-                pb_utils.InferenceResponse(error=pb_utils.TritonError(f"encoder failed: {error}"))
-                for _ in feeds
-            ]
+            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(f"encoder failed: {error}")) for _ in feeds]
         return [
             pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, v) for n, v in result.items()])
             for result in results
