@@ -1,0 +1,46 @@
+"""One KServe v2 request to the ensemble over tritonclient HTTP or gRPC, with typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from tritonclient.utils import InferenceServerException
+
+from .errors import EmbedError, InvalidRequest, ModelNotFound, ServerUnavailable
+
+PROTOCOLS = ("http", "grpc")
+DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
+
+
+def triton_module(protocol: str) -> Any:
+    if protocol == "http":
+        import tritonclient.http as module
+    elif protocol == "grpc":
+        import tritonclient.grpc as module
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+    return module
+
+
+def text_column(module: Any, name: str, values: Sequence[str]) -> Any:
+    """An [n, 1] BYTES input."""
+    array = np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
+    tensor = module.InferInput(name, list(array.shape), "BYTES")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def classify(error: InferenceServerException, model: str) -> EmbedError:
+    """Map Triton's error to a typed one, keeping the server's message."""
+    message = error.message() or str(error)
+    status = str(error.status() or "")
+    lowered = message.lower()
+    if "unknown model" in lowered or ("model" in lowered and "not found" in lowered) or "not ready" in lowered:
+        return ModelNotFound(f"model {model!r} is not served: {message}", message)
+    if "unavailable" in status.lower() or "502" in status or "503" in status or "exceeds maximum queue" in lowered:
+        return ServerUnavailable(f"server unavailable: {message}", message)
+    if "failed to connect" in lowered or "connection" in lowered or "deadline" in lowered or "timed out" in lowered:
+        return ServerUnavailable(f"server unreachable: {message}", message)
+    return InvalidRequest(message, message)

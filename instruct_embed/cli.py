@@ -1,0 +1,214 @@
+"""`instruct-embed`: prepare models, serve them on a local Triton server, and embed text.
+
+Flags are parsed here into frozen option objects once; the commands below never see raw strings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from instruct_embed.catalog import DEFAULT_MODEL, get_spec, model_names
+from instruct_embed.catalog.enums import parse_enum
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    from instruct_embed.model_repository.targets import EncoderTarget
+
+    p = sub.add_parser("prepare", help="build the transformers folder, the validated ONNX graph and the repository")
+    p.add_argument("model", help=f"a catalog name: {', '.join(model_names())}")
+    p.add_argument("--miniature", action="store_true", help="tiny random weights, real tokenizer: try the path offline")
+    p.add_argument("--hf-dir", type=Path, help="use this local transformers folder instead of fetching weights")
+    p.add_argument(
+        "--target",
+        default=EncoderTarget.PYTHON_ORT.value,
+        choices=[t.value for t in EncoderTarget],
+        help="encoder backend: python_ort for the bundled CPU server, onnxruntime/tensorrt for the NGC container",
+    )
+    p.add_argument("--repository", type=Path, help="render into this repository (default: the cache home's)")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", help="allow the model's own modeling code (read it first)"
+    )
+    p.add_argument("--force", action="store_true", help="export and validate again even if up to date")
+    p.add_argument("--json", action="store_true", help="print the produced paths as JSON")
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="start a local Triton server (bundled binary) and wait for Ctrl-C")
+    p.add_argument("--model", action="append", help=f"model to serve (repeatable; default {DEFAULT_MODEL})")
+    p.add_argument("--host", default="127.0.0.1", help="bind address; loopback unless you mean to expose it")
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument("--grpc-port", type=int, default=8001)
+    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--repository", type=Path, help="serve this repository (default: the cache home's)")
+    p.add_argument("--no-prepare", action="store_true", help="do not prepare missing models first")
+    p.add_argument("--no-example", action="store_true", help="skip the example query/document request")
+
+
+def _add_encode(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="embed queries and documents through a running server; prints JSON")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--query", action="append", default=[], help="a query text (repeatable)")
+    p.add_argument("--document", action="append", default=[], help="a document text (repeatable)")
+    p.add_argument("--task", help="a named task of the model (its instruction is used for queries)")
+    p.add_argument("--instruction", help="free-text instruction; overrides --task")
+    p.add_argument("--url", help="server address host:port (default: 127.0.0.1:8000 http, :8001 grpc)")
+    p.add_argument("--protocol", default="http", choices=["http", "grpc"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="instruct-embed", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_prepare(sub)
+    _add_serve(sub)
+    _add_encode(sub)
+    sub.add_parser("models", help="list the catalog's models with their templates")
+    _register_optional_commands(sub)
+    return parser
+
+
+def _register_optional_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands that live in their own packages register themselves here."""
+    try:
+        from instruct_embed.export.tensorrt.cli import register_build_engine
+    except ImportError:
+        return
+    register_build_engine(sub)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from instruct_embed.model_repository.configs import ServingOptions
+    from instruct_embed.model_repository.targets import EncoderTarget
+    from instruct_embed.prepare import PrepareOptions, prepare_model
+
+    spec = get_spec(args.model)
+    if spec.license.upper().startswith("CC-BY-NC"):
+        print(f"note: {spec.name} is licensed {spec.license} (non-commercial use only)", file=sys.stderr)
+    options = PrepareOptions(
+        trust_remote_code=args.trust_remote_code,
+        miniature=args.miniature,
+        hf_dir=args.hf_dir,
+        repository=args.repository,
+        serving=ServingOptions(target=parse_enum(EncoderTarget, args.target, "target")),
+        force=args.force,
+    )
+    prepared = prepare_model(args.model, options)
+    if args.json:
+        print(prepared.to_json())
+    else:
+        print(f"{prepared.name}: {prepared.validation}\n  weights {prepared.hf_dir}\n  onnx {prepared.onnx}")
+        print(f"  repository {prepared.repository} (licence {prepared.license})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from instruct_embed.paths import repository_dir
+    from instruct_embed.prepare import PrepareOptions, prepare_model
+    from instruct_embed.server import LocalTritonServer, ServerOptions
+    from instruct_embed.server.process import run_until_signalled
+
+    models = tuple(args.model or [DEFAULT_MODEL])
+    repository = args.repository or repository_dir()
+    for name in models:
+        get_spec(name)  # an unknown name fails here, listing the known ones
+        if not args.no_prepare and not (repository / name / "config.pbtxt").exists():
+            print(f"preparing {name} (first run only) ...", flush=True)
+            prepare_model(name, PrepareOptions(repository=repository))
+    loaded = tuple(f"{n}{suffix}" for n in models for suffix in ("", "_preprocess", "_encoder"))
+    options = ServerOptions(
+        repository=repository,
+        models=loaded,
+        host=args.host,
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        metrics_port=args.metrics_port,
+        log_file=repository.parent / "tritonserver.log",
+    )
+    server = LocalTritonServer(options)
+    print(f"starting tritonserver on {args.host} (http {args.http_port}, grpc {args.grpc_port}) ...", flush=True)
+    server.start()
+    print(f"ready: {', '.join(models)}; log {server.log_file}", flush=True)
+    if not args.no_example:
+        _print_example(models[0], server.http_url)
+    print("serving; Ctrl-C to stop", flush=True)
+    return run_until_signalled(server)
+
+
+def _print_example(model: str, http_url: str) -> None:
+    from instruct_embed.client import EmbedClient
+
+    query, document = "how much protein should a female eat", "Women need about 46 grams of protein per day."
+    with EmbedClient(http_url) as client:
+        q = client.encode(model, [query], is_query=True)[0]
+        d = client.encode(model, [document])[0]
+    print(f"example: query {query!r} -> {q.shape[0]}-d vector, norm {float((q**2).sum() ** 0.5):.4f}")
+    print(f"         document -> {d.shape[0]}-d vector; cosine(query, document) = {float(q @ d):.4f}")
+    body = json.dumps(
+        {
+            "inputs": [
+                {"name": "TEXT", "shape": [1, 1], "datatype": "BYTES", "data": [query]},
+                {"name": "ROLE", "shape": [1, 1], "datatype": "BYTES", "data": ["query"]},
+            ]
+        }
+    )
+    print(f"try it: curl -s http://{http_url}/v2/models/{model}/infer -d '{body}'")
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from instruct_embed.client import EmbedClient, EmbedError
+
+    if not args.query and not args.document:
+        print("nothing to encode: pass --query and/or --document", file=sys.stderr)
+        return 2
+    try:
+        with EmbedClient(args.url, args.protocol) as client:
+            result = {"model": args.model, "queries": [], "documents": []}
+            if args.query:
+                vectors = client.encode(
+                    args.model, args.query, is_query=True, task=args.task, instruction=args.instruction
+                )
+                result["queries"] = [
+                    {"text": t, "embedding": v.tolist()} for t, v in zip(args.query, vectors, strict=False)
+                ]
+            if args.document:
+                vectors = client.encode(args.model, args.document)
+                result["documents"] = [
+                    {"text": t, "embedding": v.tolist()} for t, v in zip(args.document, vectors, strict=False)
+                ]
+    except EmbedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for name in model_names():
+        spec = get_spec(name)
+        print(
+            f"{name:32s} {spec.dim:5d}-d  {spec.pooling.value:16s} query {spec.query_template!r}  "
+            f"document {spec.document_template!r}"
+        )
+    return 0
+
+
+COMMANDS = {"prepare": cmd_prepare, "serve": cmd_serve, "encode": cmd_encode, "models": cmd_models}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS.get(args.command) or getattr(args, "handler", None)
+    if handler is None:
+        raise SystemExit(f"unknown command {args.command}")
+    try:
+        return int(handler(args))
+    except KeyError as error:  # unknown model names list the valid ones
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

