@@ -34,6 +34,7 @@ class ServerOptions:
     log_file: Path | None = None
     ready_timeout_s: float = 180.0
     response_cache_bytes: int = 0  # 0: no response cache
+    exit_timeout_s: int = 30  # how long SIGTERM waits for in-flight requests (and open connections)
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -93,7 +94,7 @@ class LocalTritonServer:
             f"--metrics-port={o.metrics_port}",
             "--allow-gpu-metrics=false",
             "--strict-readiness=true",
-            "--exit-timeout-secs=30",
+            f"--exit-timeout-secs={o.exit_timeout_s}",
         ]
         if o.models:
             args.append("--model-control-mode=explicit")

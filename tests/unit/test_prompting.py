@@ -1,0 +1,74 @@
+"""Prompt resolution: the precedence raw > written-by-caller > instruction > task > default."""
+
+from __future__ import annotations
+
+import pytest
+
+from instruct_embed.catalog import get_spec
+from instruct_embed.model_repository.runtime.errors import RequestError
+from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
+
+
+def templates(name: str) -> PromptTemplates:
+    return PromptTemplates.from_config(get_spec(name).runtime_config())
+
+
+MISTRAL = templates("e5-mistral-7b-instruct")
+E5 = templates("multilingual-e5-small")
+WEB = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+def test_default_role_is_document() -> None:
+    assert resolve_prompt(E5, "text").full == "passage: text"
+    assert resolve_prompt(MISTRAL, "text").full == "text"
+
+
+def test_query_gets_the_default_task_instruction() -> None:
+    assert resolve_prompt(MISTRAL, "q", "query").full == f"Instruct: {WEB}\nQuery: q"
+
+
+def test_named_task_beats_the_default() -> None:
+    prompt = resolve_prompt(MISTRAL, "q", "query", task="sts")
+    assert prompt.full == "Instruct: Retrieve semantically similar text.\nQuery: q"
+    assert prompt.prefix == "Instruct: Retrieve semantically similar text.\nQuery: "
+
+
+def test_explicit_instruction_beats_the_task() -> None:
+    prompt = resolve_prompt(MISTRAL, "q", "query", task="sts", instruction="Find recipes")
+    assert prompt.full == "Instruct: Find recipes\nQuery: q"
+
+
+def test_raw_role_sends_the_text_as_written() -> None:
+    assert resolve_prompt(E5, "anything", "raw").full == "anything"
+
+
+@pytest.mark.parametrize("role", ["query", "document"])
+def test_a_prefix_the_caller_wrote_is_not_added_twice(role: str) -> None:
+    prompt = resolve_prompt(E5, "query: how tall is the alps", role)
+    assert prompt.full == "query: how tall is the alps"
+    assert prompt.prefix == "query: "
+
+
+def test_a_written_instruction_template_is_detected_and_split() -> None:
+    text = "Instruct: my task\nQuery: what is up"
+    prompt = resolve_prompt(MISTRAL, text, "query")
+    assert (prompt.prefix, prompt.text) == ("Instruct: my task\nQuery: ", "what is up")
+
+
+def test_documents_of_instruction_models_get_no_instruction() -> None:
+    assert resolve_prompt(MISTRAL, "doc", "document", task="sts").full == "doc"
+
+
+def test_unknown_role_lists_the_allowed_ones() -> None:
+    with pytest.raises(RequestError, match="unknown ROLE 'passage'; allowed: query, document, raw"):
+        resolve_prompt(E5, "t", "passage")
+
+
+def test_unknown_task_lists_the_allowed_ones() -> None:
+    with pytest.raises(RequestError, match=r"unknown TASK 'nope'; allowed: .*scifact.*web_search"):
+        resolve_prompt(MISTRAL, "t", "query", task="nope")
+
+
+def test_instruction_for_a_model_that_takes_none_is_refused() -> None:
+    with pytest.raises(RequestError, match="takes no task instruction"):
+        resolve_prompt(E5, "t", "query", instruction="Find recipes")

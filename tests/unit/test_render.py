@@ -1,0 +1,105 @@
+"""Rendering: configs come from the spec, agree with each other, and a repository is complete."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tritonclient.grpc import model_config_pb2 as mc
+
+from instruct_embed.catalog import get_spec, model_names
+from instruct_embed.model_repository.configs import (
+    ServingOptions,
+    encoder_config,
+    ensemble_config,
+    preprocess_config,
+)
+from instruct_embed.model_repository.render import ModelArtifacts, read_config, render_model
+from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER
+from instruct_embed.model_repository.targets import EncoderTarget
+
+
+def _names(tensors) -> dict[str, tuple[int, list[int]]]:
+    return {t.name: (t.data_type, list(t.dims)) for t in tensors}
+
+
+@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("target", list(EncoderTarget))
+def test_ensemble_wires_preprocess_outputs_to_encoder_inputs(name: str, target: EncoderTarget) -> None:
+    spec = get_spec(name)
+    options = ServingOptions(target=target)
+    pre, enc, ens = preprocess_config(spec, options), encoder_config(spec, options), ensemble_config(spec, options)
+    steps = ens.ensemble_scheduling.step
+    assert [s.model_name for s in steps] == [pre.name, enc.name]
+    pre_outputs, enc_inputs = _names(pre.output), _names(enc.input)
+    # Every tensor the encoder consumes is produced by the preprocess step with the same dtype and dims.
+    for key, value in steps[1].input_map.items():
+        produced = {v: k for k, v in steps[0].output_map.items()}[value]
+        assert pre_outputs[produced] == enc_inputs[key]
+    assert _names(ens.output)["EMBEDDING"] == (mc.TYPE_FP32, [spec.dim])
+    assert _names(enc.output)["embedding"] == (mc.TYPE_FP32, [spec.dim])
+    assert ens.max_batch_size <= min(pre.max_batch_size, enc.max_batch_size)
+    assert enc.HasField("dynamic_batching")
+
+
+def test_public_contract_of_the_ensemble() -> None:
+    ens = ensemble_config(get_spec("multilingual-e5-small"), ServingOptions())
+    inputs = {t.name: t for t in ens.input}
+    assert list(inputs) == ["TEXT", "ROLE", "TASK", "INSTRUCTION", "TRUNCATE"]
+    assert not inputs["TEXT"].optional and all(inputs[n].optional for n in list(inputs)[1:])
+    assert all(t.data_type == mc.TYPE_STRING and list(t.dims) == [1] for t in ens.input)
+    assert _names(ens.output)["TOKEN_COUNT"] == (mc.TYPE_INT32, [1])
+
+
+def test_spec_travels_in_the_config_parameters() -> None:
+    spec = get_spec("e5-mistral-7b-instruct")
+    carried = json.loads(ensemble_config(spec, ServingOptions()).parameters[SPEC_PARAMETER].string_value)
+    assert carried["query_template"] == spec.query_template
+    assert carried["tasks"]["sts"] == "Retrieve semantically similar text."
+
+
+def test_target_decides_the_encoder_backend() -> None:
+    spec = get_spec("e5-large-v2")
+    assert encoder_config(spec, ServingOptions()).backend == "python"
+    assert encoder_config(spec, ServingOptions(target=EncoderTarget.ONNXRUNTIME)).backend == "onnxruntime"
+    assert encoder_config(spec, ServingOptions(target=EncoderTarget.TENSORRT)).platform == "tensorrt_plan"
+
+
+def test_render_writes_a_complete_repository(tmp_path: Path) -> None:
+    spec = get_spec("multilingual-e5-small")
+    tokenizer = tmp_path / "tokenizer.json"
+    tokenizer.write_text("{}")
+    graph = tmp_path / "model.fp32.onnx"
+    graph.write_bytes(b"onnx")
+    (tmp_path / "model.fp32.onnx.data").write_bytes(b"weights")
+    repo = tmp_path / "repo"
+    folders = render_model(spec, ModelArtifacts(tokenizer, graph), repo)
+    assert [f.name for f in folders] == [spec.name, f"{spec.name}_preprocess", f"{spec.name}_encoder"]
+    pre = repo / f"{spec.name}_preprocess" / "1"
+    assert (pre / "model.py").exists() and (pre / "tokenizer.json").exists()
+    assert (pre / "instruct_embed_runtime" / "preprocess.py").exists()
+    enc = repo / f"{spec.name}_encoder" / "1"
+    assert (enc / "model.onnx").read_bytes() == b"onnx"
+    assert (enc / "model.fp32.onnx.data").read_bytes() == b"weights"
+    assert (repo / spec.name / "1").is_dir()
+    for folder in folders:
+        config = read_config(folder / "config.pbtxt")
+        assert config.name == folder.name
+
+
+def test_runtime_package_imports_only_what_the_server_image_has() -> None:
+    import ast
+
+    allowed = {"numpy", "tokenizers", "onnxruntime"}
+    runtime = Path(__file__).resolve().parents[2] / "model_repository" / "runtime"
+    for source in runtime.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = {str(node.module).split(".")[0]}
+            else:
+                continue
+            stdlib = {r for r in roots if r in __import__("sys").stdlib_module_names}
+            assert roots - stdlib <= allowed, f"{source.name} imports {roots - stdlib - allowed}"
