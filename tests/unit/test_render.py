@@ -6,9 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tritonclient.grpc import model_config_pb2 as mc
-
-from instruct_embed.catalog import get_spec, model_names
 from instruct_embed.model_repository.configs import (
     ServingOptions,
     encoder_config,
@@ -18,6 +15,9 @@ from instruct_embed.model_repository.configs import (
 from instruct_embed.model_repository.render import ModelArtifacts, read_config, render_model
 from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER
 from instruct_embed.model_repository.targets import EncoderTarget
+from tritonclient.grpc import model_config_pb2 as mc
+
+from instruct_embed.catalog import get_spec, model_names
 
 
 def _names(tensors) -> dict[str, tuple[int, list[int]]]:

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
 from instruct_embed.model_repository.runtime.errors import RequestError
 from instruct_embed.model_repository.runtime.prompting import Prompt
 from instruct_embed.model_repository.runtime.tokenization import PromptTokenizer, TokenizerSettings
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "</s>", "a", "b", "c", "d", "e", "instr", ":"]
 
