@@ -70,13 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that live in their own packages: (module, function that adds the subparser).
+PLUGGED_COMMANDS = (
+    ("instruct_embed.export.tensorrt.cli", "register_build_engine"),
+    ("instruct_embed.evaluation.cli", "register_eval"),
+    ("instruct_embed.gateway.cli", "register_gateway"),
+    ("instruct_embed.client.cli", "register_client_commands"),
+)
+
+
 def _register_optional_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands that live in their own packages register themselves here."""
-    try:
-        from instruct_embed.export.tensorrt.cli import register_build_engine
-    except ImportError:
-        return
-    register_build_engine(sub)
+    """Each registers a subparser with `set_defaults(handler=...)`."""
+    import importlib
+
+    for module_name, function in PLUGGED_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                continue  # that package is not part of this checkout
+            raise
+        getattr(module, function)(sub)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
