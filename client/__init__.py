@@ -1,9 +1,12 @@
-"""The instruct-embed client SDK (tritonclient HTTP and gRPC)."""
+"""The instruct-embed client SDK (tritonclient HTTP and gRPC, sync and asyncio)."""
 
+from .async_client import AsyncEmbedClient
 from .errors import EmbedError, InvalidRequest, ModelNotFound, ServerUnavailable
-from .sync_client import EmbedClient, Item, ServedModel, encode
+from .request import Item, ServedModel
+from .sync_client import EmbedClient, encode
 
 __all__ = [
+    "AsyncEmbedClient",
     "EmbedClient",
     "EmbedError",
     "InvalidRequest",

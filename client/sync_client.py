@@ -2,70 +2,41 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
+import threading
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
+from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
 from .errors import EmbedError, ServerUnavailable
-from .transport import DEFAULT_URLS, classify, text_column, triton_module
-
-SPEC_PARAMETER = "instruct_embed_spec"
-
-
-@dataclass(frozen=True)
-class Item:
-    """A text to embed (the shape the seed's client used)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """A served model as the server describes it (read from its config, not a local catalog)."""
-
-    name: str
-    dim: int
-    max_batch_size: int
-    query_template: str
-    document_template: str
-    tasks: dict[str, str]
-    default_task: str | None
-    max_length: int
-
-
-def _texts(texts_or_items: str | Iterable[str | Item]) -> list[str]:
-    if isinstance(texts_or_items, str):
-        return [texts_or_items]
-    out = []
-    for entry in texts_or_items:
-        if isinstance(entry, Item):
-            out.append(entry.text)
-        elif isinstance(entry, str):
-            out.append(entry)
-        else:
-            raise TypeError(f"texts must be str or Item, got {type(entry).__name__}")
-    return out
+from .request import EncodeRequest, ServedModel, Texts, build_inputs, parse_config, requested_outputs, texts_of
+from .transport import DEFAULT_URLS, classify, triton_module
 
 
 class EmbedClient:
     """Synchronous client over tritonclient HTTP or gRPC.
 
-    Large inputs are split into requests of at most the model's max_batch_size and reassembled in order.
-    UNAVAILABLE answers and connection failures are retried with exponential backoff.
+    Large inputs are sorted by length, split into requests of at most the model's max_batch_size, sent with
+    at most `concurrency` requests in flight, and reassembled in the caller's order. UNAVAILABLE answers and
+    connection failures are retried with exponential backoff; other errors raise at once with the server's
+    message. One client may be shared by threads: each thread gets its own connection.
     """
 
     def __init__(
         self,
         url: str | None = None,
         protocol: str = "http",
+        *,
         timeout_s: float = 120.0,
         retries: int = 3,
         backoff_s: float = 0.2,
+        concurrency: int = 4,
+        progress: bool = False,
     ) -> None:
         self.protocol = protocol
         self._module = triton_module(protocol)
@@ -73,16 +44,34 @@ class EmbedClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
-        if protocol == "http":
-            self._client = self._module.InferenceServerClient(
-                self.url, connection_timeout=timeout_s, network_timeout=timeout_s
-            )
-        else:
-            self._client = self._module.InferenceServerClient(self.url)
+        self.concurrency = max(1, concurrency)
+        self.progress = progress
+        self._local = threading.local()
+        self._clients: list[Any] = []
+        self._lock = threading.Lock()
         self._models: dict[str, ServedModel] = {}
 
+    # -- connections -------------------------------------------------------------------------------------------
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self.protocol == "http":
+                client = self._module.InferenceServerClient(
+                    self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+                )
+            else:
+                client = self._module.InferenceServerClient(self.url)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> EmbedClient:
         return self
@@ -90,33 +79,21 @@ class EmbedClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- model metadata ------------------------------------------------------------------------------------------
     def model(self, name: str) -> ServedModel:
-        """What the server says about `name` (cached)."""
+        """What the server says about `name` (its config parameters), cached."""
         if name not in self._models:
-            try:
-                config = self._call(lambda: self._client.get_model_config(name), name)
-            except EmbedError:
-                raise
+            config = self._call(lambda: self._client().get_model_config(name), name)
             if self.protocol == "grpc":
                 from google.protobuf.json_format import MessageToDict
 
                 config = MessageToDict(config.config, preserving_proto_field_name=True)
-            spec = json.loads(config["parameters"][SPEC_PARAMETER]["string_value"])
-            self._models[name] = ServedModel(
-                name=name,
-                dim=int(spec["dim"]),
-                max_batch_size=int(config.get("max_batch_size", 0)),
-                query_template=spec["query_template"],
-                document_template=spec["document_template"],
-                tasks=dict(spec.get("tasks") or {}),
-                default_task=spec.get("default_task"),
-                max_length=int(spec["max_length"]),
-            )
+            self._models[name] = parse_config(name, config)
         return self._models[name]
 
     def models(self) -> list[ServedModel]:
-        """Every ready embedding model on the server (ensembles carrying an instruct-embed spec)."""
-        index = self._call(lambda: self._client.get_model_repository_index(), "")
+        """Every ready embedding model on the server (ensembles that carry an instruct-embed spec)."""
+        index = self._call(lambda: self._client().get_model_repository_index(), "")
         entries = [{"name": m.name, "state": m.state} for m in index.models] if self.protocol == "grpc" else index
         served = []
         for entry in entries:
@@ -125,63 +102,87 @@ class EmbedClient:
             try:
                 served.append(self.model(entry["name"]))
             except (EmbedError, KeyError):
-                continue
-        return served
+                continue  # not one of ours
+        return sorted(served, key=lambda m: m.name)
 
+    # -- encoding ------------------------------------------------------------------------------------------------
     def encode(
         self,
         model: str,
-        texts: str | Iterable[str | Item],
+        texts: Texts,
         *,
         is_query: bool = False,
         role: str | None = None,
         task: str | None = None,
         instruction: str | None = None,
         truncate: str = "end",
+        dimensions: int | None = None,
     ) -> np.ndarray:
-        """Embed `texts`; returns float32 [n, dim] in input order.
+        """Embed `texts` (strings or Items); returns float32 [n, dim] in input order.
 
-        `role` overrides `is_query` ("query", "document" or "raw": sent as written). Raises InvalidRequest,
-        ModelNotFound or ServerUnavailable carrying the server's message.
+        `role` overrides `is_query` ("query", "document" or "raw": sent as written). `dimensions` truncates and
+        renormalises where the model supports Matryoshka sizes. Raises InvalidRequest, ModelNotFound or
+        ServerUnavailable carrying the server's message.
         """
-        values = _texts(texts)
+        vectors, _ = self.encode_with_counts(
+            model, texts, is_query=is_query, role=role, task=task, instruction=instruction, truncate=truncate
+        )
+        served = self.model(model)
+        try:
+            return truncate_dimensions(vectors, dimensions, served.matryoshka_dims, served.dim)
+        except ValueError as error:
+            raise EmbedError(str(error)) from None
+
+    def encode_with_counts(self, model: str, texts: Texts, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Like encode, also returning the token count of each text (int32 [n])."""
+        values = texts_of(texts)
         served = self.model(model)
         if not values:
-            return np.zeros((0, served.dim), dtype=np.float32)
-        chosen_role = role or ("query" if is_query else "document")
-        step = max(1, served.max_batch_size)
-        chunks = [values[i : i + step] for i in range(0, len(values), step)]
-        outputs = [self._infer(model, chunk, chosen_role, task, instruction, truncate)[0] for chunk in chunks]
-        return np.concatenate(outputs)
+            return np.zeros((0, served.dim), dtype=np.float32), np.zeros((0,), dtype=np.int32)
+        request = EncodeRequest.make(**options)
+        chunks = plan_chunks(values, max(1, served.max_batch_size))
 
-    def encode_queries(self, model: str, texts: str | Iterable[str | Item], **kwargs: Any) -> np.ndarray:
-        return self.encode(model, texts, role="query", **kwargs)
+        def send(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+            batch = [values[i] for i in chunk.positions]
+            return self._call(lambda: self._infer(model, batch, request), model)
 
-    def encode_documents(self, model: str, texts: str | Iterable[str | Item], **kwargs: Any) -> np.ndarray:
-        return self.encode(model, texts, role="document", **kwargs)
+        results = self._map(send, chunks)
+        vectors = reassemble(chunks, [r[0] for r in results], len(values))
+        counts = reassemble(chunks, [r[1] for r in results], len(values))
+        return vectors, counts
 
-    def _infer(
-        self,
-        model: str,
-        texts: Sequence[str],
-        role: str,
-        task: str | None,
-        instruction: str | None,
-        truncate: str,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        n = len(texts)
-        inputs = [text_column(self._module, "TEXT", texts), text_column(self._module, "ROLE", [role] * n)]
-        if task:
-            inputs.append(text_column(self._module, "TASK", [task] * n))
-        if instruction:
-            inputs.append(text_column(self._module, "INSTRUCTION", [instruction] * n))
-        if truncate != "end":
-            inputs.append(text_column(self._module, "TRUNCATE", [truncate] * n))
-        outputs = [self._module.InferRequestedOutput("EMBEDDING"), self._module.InferRequestedOutput("TOKEN_COUNT")]
-        result = self._call(lambda: self._client.infer(model, inputs, outputs=outputs), model)
+    def encode_queries(self, model: str, texts: Texts, **options: Any) -> np.ndarray:
+        return self.encode(model, texts, role="query", **options)
+
+    def encode_documents(self, model: str, texts: Texts, **options: Any) -> np.ndarray:
+        return self.encode(model, texts, role="document", **options)
+
+    def _map(self, send: Callable[[Chunk], Any], chunks: list[Chunk]) -> list[Any]:
+        bar = _progress(len(chunks)) if self.progress and len(chunks) > 1 else None
+        try:
+            if len(chunks) == 1 or self.concurrency == 1:
+                results = []
+                for chunk in chunks:
+                    results.append(send(chunk))
+                    if bar is not None:
+                        bar.update(1)
+                return results
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="instruct-embed") as pool:
+                futures = [pool.submit(send, chunk) for chunk in chunks]
+                if bar is not None:
+                    for future in futures:
+                        future.add_done_callback(lambda _: bar.update(1))
+                return [future.result() for future in futures]
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _infer(self, model: str, texts: list[str], request: EncodeRequest) -> tuple[np.ndarray, np.ndarray]:
+        inputs = build_inputs(self._module, texts, request)
+        result = self._client().infer(model, inputs, outputs=requested_outputs(self._module))
         return result.as_numpy("EMBEDDING"), result.as_numpy("TOKEN_COUNT").reshape(-1)
 
-    def _call(self, request: Any, model: str) -> Any:
+    def _call(self, request: Callable[[], Any], model: str) -> Any:
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
             try:
@@ -192,20 +193,38 @@ class EmbedClient:
                 typed = ServerUnavailable(f"server unreachable at {self.url}: {error}")
             if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
                 raise typed
+            self._reset_connection()
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
 
+    def _reset_connection(self) -> None:
+        # After a server restart the old connection is dead: the next call opens a new one.
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+            with contextlib.suppress(Exception):  # a dead connection may fail to close; dropped either way
+                client.close()
+
+
+def _progress(total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="request", desc="encoding")
+
 
 def encode(
     model: str,
-    texts: str | Iterable[str | Item],
+    texts: Texts,
     *,
     is_query: bool = False,
     url: str | None = None,
     protocol: str = "http",
-    **kwargs: Any,
+    **options: Any,
 ) -> np.ndarray:
     """One-shot helper: `encode("multilingual-e5-small", ["..."], is_query=True)`."""
     with EmbedClient(url, protocol) as client:
-        return client.encode(model, texts, is_query=is_query, **kwargs)
+        return client.encode(model, texts, is_query=is_query, **options)

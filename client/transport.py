@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from tritonclient.utils import InferenceServerException
 
 from .errors import EmbedError, InvalidRequest, ModelNotFound, ServerUnavailable
@@ -22,14 +20,6 @@ def triton_module(protocol: str) -> Any:
     else:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
     return module
-
-
-def text_column(module: Any, name: str, values: Sequence[str]) -> Any:
-    """An [n, 1] BYTES input."""
-    array = np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
-    tensor = module.InferInput(name, list(array.shape), "BYTES")
-    tensor.set_data_from_numpy(array)
-    return tensor
 
 
 def classify(error: InferenceServerException, model: str) -> EmbedError:

@@ -1,0 +1,128 @@
+"""The asyncio client: same contract as EmbedClient, over tritonclient's aio HTTP and gRPC clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from tritonclient.utils import InferenceServerException
+
+from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
+from .errors import EmbedError, ServerUnavailable
+from .request import EncodeRequest, ServedModel, Texts, build_inputs, parse_config, requested_outputs, texts_of
+from .transport import DEFAULT_URLS, PROTOCOLS, classify
+
+
+def _aio_module(protocol: str) -> Any:
+    if protocol == "http":
+        import tritonclient.http.aio as module
+    elif protocol == "grpc":
+        import tritonclient.grpc.aio as module
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+    return module
+
+
+class AsyncEmbedClient:
+    """`await AsyncEmbedClient(url, protocol).encode(model, texts, is_query=True)`; at most `concurrency`
+    requests in flight; retries UNAVAILABLE with backoff; results in input order."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: str = "http",
+        *,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        concurrency: int = 4,
+    ) -> None:
+        self.protocol = protocol
+        self._module = _aio_module(protocol)
+        self.url = url or DEFAULT_URLS[protocol]
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.concurrency = max(1, concurrency)
+        self._client = self._module.InferenceServerClient(self.url)
+        self._models: dict[str, ServedModel] = {}
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> AsyncEmbedClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def model(self, name: str) -> ServedModel:
+        if name not in self._models:
+            if self.protocol == "grpc":
+                config = await self._call(lambda: self._client.get_model_config(name, as_json=True), name)
+                config = config["config"]
+            else:
+                config = await self._call(lambda: self._client.get_model_config(name), name)
+            self._models[name] = parse_config(name, config)
+        return self._models[name]
+
+    async def is_ready(self) -> bool:
+        try:
+            return bool(await self._client.is_server_ready())
+        except Exception:
+            return False
+
+    async def encode(self, model: str, texts: Texts, *, dimensions: int | None = None, **options: Any) -> np.ndarray:
+        vectors, _ = await self.encode_with_counts(model, texts, **options)
+        served = await self.model(model)
+        try:
+            return truncate_dimensions(vectors, dimensions, served.matryoshka_dims, served.dim)
+        except ValueError as error:
+            raise EmbedError(str(error)) from None
+
+    async def encode_with_counts(self, model: str, texts: Texts, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        values = texts_of(texts)
+        served = await self.model(model)
+        if not values:
+            return np.zeros((0, served.dim), dtype=np.float32), np.zeros((0,), dtype=np.int32)
+        request = EncodeRequest.make(**options)
+        chunks = plan_chunks(values, max(1, served.max_batch_size))
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
+            batch = [values[i] for i in chunk.positions]
+            async with gate:
+                result = await self._call(
+                    lambda: self._client.infer(
+                        model, build_inputs(self._module, batch, request), outputs=requested_outputs(self._module)
+                    ),
+                    model,
+                )
+            return result.as_numpy("EMBEDDING"), result.as_numpy("TOKEN_COUNT").reshape(-1)
+
+        results = await asyncio.gather(*(send(chunk) for chunk in chunks))
+        return (
+            reassemble(chunks, [r[0] for r in results], len(values)),
+            reassemble(chunks, [r[1] for r in results], len(values)),
+        )
+
+    async def encode_queries(self, model: str, texts: Texts, **options: Any) -> np.ndarray:
+        return await self.encode(model, texts, role="query", **options)
+
+    async def encode_documents(self, model: str, texts: Texts, **options: Any) -> np.ndarray:
+        return await self.encode(model, texts, role="document", **options)
+
+    async def _call(self, request: Callable[[], Awaitable[Any]], model: str) -> Any:
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                return await request()
+            except InferenceServerException as error:
+                typed = classify(error, model)
+            except (TimeoutError, ConnectionError, OSError) as error:
+                typed = ServerUnavailable(f"server unreachable at {self.url}: {error}")
+            if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
+                raise typed
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")

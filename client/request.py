@@ -1,0 +1,116 @@
+"""What one encode call asks for, how it becomes Triton inputs, and how a served model describes itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SPEC_PARAMETER = "instruct_embed_spec"
+ROLES = ("query", "document", "raw")
+TRUNCATE_MODES = ("end", "start", "none")
+
+
+@dataclass(frozen=True)
+class Item:
+    """A text to embed (the shape the seed's client used)."""
+
+    text: str
+
+
+Texts = str | Iterable[str | Item]
+
+
+def texts_of(texts: Texts) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    out = []
+    for entry in texts:
+        if isinstance(entry, Item):
+            out.append(entry.text)
+        elif isinstance(entry, str):
+            out.append(entry)
+        else:
+            raise TypeError(f"texts must be str or Item, got {type(entry).__name__}")
+    return out
+
+
+@dataclass(frozen=True)
+class EncodeRequest:
+    role: str
+    task: str | None = None
+    instruction: str | None = None
+    truncate: str = "end"
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        is_query: bool = False,
+        role: str | None = None,
+        task: str | None = None,
+        instruction: str | None = None,
+        truncate: str = "end",
+    ) -> EncodeRequest:
+        """Checks nothing the server checks (roles, tasks): its errors name the allowed values."""
+        return cls(role or ("query" if is_query else "document"), task or None, instruction or None, truncate)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A served model as the server describes it (read from its config, not a local catalog)."""
+
+    name: str
+    dim: int
+    max_batch_size: int
+    query_template: str
+    document_template: str
+    tasks: dict[str, str]
+    default_task: str | None
+    max_length: int
+    matryoshka_dims: tuple[int, ...] = ()
+    outputs: tuple[str, ...] = ("dense",)
+
+
+def parse_config(name: str, config: Mapping[str, Any]) -> ServedModel:
+    """Read the spec an instruct-embed ensemble carries in its parameters; KeyError if it carries none."""
+    spec = json.loads(config["parameters"][SPEC_PARAMETER]["string_value"])
+    return ServedModel(
+        name=name,
+        dim=int(spec["dim"]),
+        max_batch_size=int(config.get("max_batch_size", 0)),
+        query_template=spec["query_template"],
+        document_template=spec["document_template"],
+        tasks=dict(spec.get("tasks") or {}),
+        default_task=spec.get("default_task"),
+        max_length=int(spec["max_length"]),
+        matryoshka_dims=tuple(int(d) for d in spec.get("matryoshka_dims") or ()),
+        outputs=tuple(spec.get("outputs") or ("dense",)),
+    )
+
+
+def _column(module: Any, name: str, values: list[str]) -> Any:
+    array = np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
+    tensor = module.InferInput(name, list(array.shape), "BYTES")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[Any]:
+    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / TRUNCATE when set."""
+    n = len(texts)
+    inputs = [_column(module, "TEXT", texts), _column(module, "ROLE", [request.role] * n)]
+    if request.task:
+        inputs.append(_column(module, "TASK", [request.task] * n))
+    if request.instruction:
+        inputs.append(_column(module, "INSTRUCTION", [request.instruction] * n))
+    if request.truncate != "end":
+        inputs.append(_column(module, "TRUNCATE", [request.truncate] * n))
+    return inputs
+
+
+def requested_outputs(module: Any) -> list[Any]:
+    return [module.InferRequestedOutput("EMBEDDING"), module.InferRequestedOutput("TOKEN_COUNT")]
