@@ -48,24 +48,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-example", action="store_true", help="skip the example query/document request")
 
 
-def _add_encode(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("encode", help="embed queries and documents through a running server; prints JSON")
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--query", action="append", default=[], help="a query text (repeatable)")
-    p.add_argument("--document", action="append", default=[], help="a document text (repeatable)")
-    p.add_argument("--task", help="a named task of the model (its instruction is used for queries)")
-    p.add_argument("--instruction", help="free-text instruction; overrides --task")
-    p.add_argument("--url", help="server address host:port (default: 127.0.0.1:8000 http, :8001 grpc)")
-    p.add_argument("--protocol", default="http", choices=["http", "grpc"])
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instruct-embed", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
     _add_serve(sub)
-    _add_encode(sub)
-    sub.add_parser("models", help="list the catalog's models with their templates")
     _register_optional_commands(sub)
     return parser
 
@@ -171,45 +158,7 @@ def _print_example(model: str, http_url: str) -> None:
     print(f"try it: curl -s http://{http_url}/v2/models/{model}/infer -d '{body}'")
 
 
-def cmd_encode(args: argparse.Namespace) -> int:
-    from instruct_embed.client import EmbedClient, EmbedError
-
-    if not args.query and not args.document:
-        print("nothing to encode: pass --query and/or --document", file=sys.stderr)
-        return 2
-    try:
-        with EmbedClient(args.url, args.protocol) as client:
-            result = {"model": args.model, "queries": [], "documents": []}
-            if args.query:
-                vectors = client.encode(
-                    args.model, args.query, is_query=True, task=args.task, instruction=args.instruction
-                )
-                result["queries"] = [
-                    {"text": t, "embedding": v.tolist()} for t, v in zip(args.query, vectors, strict=False)
-                ]
-            if args.document:
-                vectors = client.encode(args.model, args.document)
-                result["documents"] = [
-                    {"text": t, "embedding": v.tolist()} for t, v in zip(args.document, vectors, strict=False)
-                ]
-    except EmbedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
-
-
-def cmd_models(args: argparse.Namespace) -> int:
-    for name in model_names():
-        spec = get_spec(name)
-        print(
-            f"{name:32s} {spec.dim:5d}-d  {spec.pooling.value:16s} query {spec.query_template!r}  "
-            f"document {spec.document_template!r}"
-        )
-    return 0
-
-
-COMMANDS = {"prepare": cmd_prepare, "serve": cmd_serve, "encode": cmd_encode, "models": cmd_models}
+COMMANDS = {"prepare": cmd_prepare, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

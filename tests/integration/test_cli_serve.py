@@ -47,9 +47,9 @@ def test_serve_then_encode_then_sigterm(prepared_models: dict[str, Any], tmp_pat
              "grpc", "--query", "how tall is mont blanc", "--document", "Mont Blanc is 4,806 m high."],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        result = json.loads(encoded.stdout)
-        assert len(result["queries"][0]["embedding"]) == 384
-        assert len(result["documents"][0]["embedding"]) == 384
+        records = [json.loads(line) for line in encoded.stdout.splitlines()]
+        assert [r["role"] for r in records] == ["query", "document"]
+        assert all(len(r["embedding"]) == 384 and r["tokens"] > 0 for r in records)
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=90)
