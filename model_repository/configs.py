@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from tritonclient.grpc import model_config_pb2 as mc
 
 from instruct_embed.catalog import ModelSpec
+from instruct_embed.catalog.tensors import INPUT_IDS, TOKEN_IDS, encoder_input_names, encoder_outputs
 
 from .runtime.preprocess import SPEC_PARAMETER
 from .targets import EncoderTarget
 
-ENCODER_INPUTS = ("input_ids", "attention_mask")
+ENCODER_INPUTS = ("input_ids", "attention_mask")  # every family's; NV-Embed adds pool_mask (encoder_input_names)
 OPTIONAL_TEXT_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE")
 DENSE = "embedding"
 
@@ -53,7 +54,7 @@ def _add_tensor(collection, name: str, data_type: int, dims: list[int], optional
 
 def _spec_parameter(config: mc.ModelConfig, spec: ModelSpec) -> None:
     config.parameters[SPEC_PARAMETER].string_value = json.dumps(
-        {**spec.runtime_config(), "encoder_inputs": list(ENCODER_INPUTS)}, sort_keys=True
+        {**spec.runtime_config(), "encoder_inputs": list(encoder_input_names(spec))}, sort_keys=True
     )
 
 
@@ -66,7 +67,7 @@ def _text_inputs(config: mc.ModelConfig) -> None:
 def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     config = mc.ModelConfig(name=preprocess_name(spec), backend="python", max_batch_size=options.max_batch_size)
     _text_inputs(config)
-    for name in ENCODER_INPUTS:
+    for name in encoder_input_names(spec):
         _add_tensor(config.output, name, mc.TYPE_INT64, [-1])
     _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
@@ -86,9 +87,10 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     else:
         config.platform = "tensorrt_plan"
         config.default_model_filename = EncoderTarget.TENSORRT.model_file
-    for name in ENCODER_INPUTS:
+    for name in encoder_input_names(spec):
         _add_tensor(config.input, name, mc.TYPE_INT64, [-1])
-    _add_tensor(config.output, DENSE, mc.TYPE_FP32, [spec.dim])
+    for output in encoder_outputs(spec):
+        _add_tensor(config.output, output.name, mc.TYPE_FP32, list(output.dims))
     kind = mc.ModelInstanceGroup.KIND_GPU if options.gpu else mc.ModelInstanceGroup.KIND_CPU
     config.instance_group.add(count=options.encoder_instances, kind=kind)
     config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
@@ -98,18 +100,29 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
 def ensemble_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     config = mc.ModelConfig(name=spec.name, platform="ensemble", max_batch_size=options.max_batch_size)
     _text_inputs(config)
-    _add_tensor(config.output, "EMBEDDING", mc.TYPE_FP32, [spec.dim])
+    outputs = encoder_outputs(spec)
+    for output in outputs:
+        _add_tensor(config.output, output.public, mc.TYPE_FP32, list(output.dims))
     _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
+    # Per-token outputs (BGE-M3's sparse weights) only mean something next to the ids they weigh: the
+    # ensemble then also returns input_ids, under the public name TOKEN_IDS.
+    per_token = any(o.per_token for o in outputs)
+    if per_token:
+        _add_tensor(config.output, TOKEN_IDS, mc.TYPE_INT64, [-1])
     _spec_parameter(config, spec)
     steps = config.ensemble_scheduling.step
     pre = steps.add(model_name=preprocess_name(spec), model_version=-1)
     for name in ("TEXT", *OPTIONAL_TEXT_INPUTS):
         pre.input_map[name] = name
-    for name in ENCODER_INPUTS:
-        pre.output_map[name] = name
+    between = {name: name for name in encoder_input_names(spec)}
+    if per_token:
+        between[INPUT_IDS] = TOKEN_IDS
+    for name, tensor in between.items():
+        pre.output_map[name] = tensor
     pre.output_map["TOKEN_COUNT"] = "TOKEN_COUNT"
     enc = steps.add(model_name=encoder_name(spec), model_version=-1)
-    for name in ENCODER_INPUTS:
-        enc.input_map[name] = name
-    enc.output_map[DENSE] = "EMBEDDING"
+    for name, tensor in between.items():
+        enc.input_map[name] = tensor
+    for output in outputs:
+        enc.output_map[output.name] = output.public
     return config

@@ -26,7 +26,9 @@ class OrtEncoder:
     """Runs the graph on a list of requests, each a dict of [n_i, L_i] int64 arrays.
 
     Requests are right-padded to one common length (padding is masked, so it changes no vector), run as one
-    batch, and the [n, ...] outputs are split back per request.
+    batch, and the [n, ...] outputs are split back per request. Per-token outputs (axis 1 is the inputs'
+    symbolic sequence axis, e.g. BGE-M3's sparse weights) are cut back to each request's own length, so they
+    line up with that request's input_ids.
     """
 
     def __init__(self, onnx_path: str, settings: OrtSettings = OrtSettings()) -> None:
@@ -37,6 +39,12 @@ class OrtEncoder:
         self.session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        sequence_axis = self.session.get_inputs()[0].shape[1] if len(self.session.get_inputs()[0].shape) > 1 else None
+        self.per_token_outputs = {
+            o.name
+            for o in self.session.get_outputs()
+            if isinstance(sequence_axis, str) and len(o.shape) > 1 and o.shape[1] == sequence_axis
+        }
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(self.output_names, {name: feed[name] for name in self.input_names})
@@ -51,8 +59,15 @@ class OrtEncoder:
         results: list[dict[str, np.ndarray]] = []
         start = 0
         for request in requests:
-            rows = request[self.input_names[0]].shape[0]
-            results.append({name: value[start : start + rows] for name, value in merged.items()})
+            rows, length = request[self.input_names[0]].shape[:2]
+            results.append(
+                {
+                    name: value[start : start + rows, :length]
+                    if name in self.per_token_outputs
+                    else value[start : start + rows]
+                    for name, value in merged.items()
+                }
+            )
             start += rows
         return results
 
