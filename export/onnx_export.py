@@ -12,8 +12,7 @@ import torch
 
 from instruct_embed.catalog import ModelSpec, Precision
 
-from .graph import DENSE_OUTPUT, INPUT_NAMES, DenseEmbeddingGraph
-from .loading import load_encoder
+from .families import build_export_graph
 
 OPSET = 17
 # Protobuf cannot hold more than 2 GiB; above this the weights go to a side file.
@@ -31,29 +30,29 @@ class ExportOptions:
 def export_onnx(spec: ModelSpec, hf_dir: Path, out_path: Path, options: ExportOptions = ExportOptions()) -> Path:
     """Write `out_path` (and `out_path.name + '.data'` for large graphs). Does not validate: see validate.py.
 
-    The graph's inputs are int64 `input_ids` and `attention_mask` [batch, sequence]; its output `embedding`
-    is fp32 [batch, dim] whatever the precision of the encoder.
+    The graph's inputs are int64 [batch, sequence] tensors named by `encoder_input_names(spec)` (input_ids,
+    attention_mask, and pool_mask for NV-Embed); its outputs are fp32 and named by `encoder_outputs(spec)`
+    (`embedding` [batch, dim], and for BGE-M3 `sparse_weights` / `colbert_vectors`), whatever the precision of
+    the encoder. 16-bit graphs are traced on `options.device` (a GPU where one exists).
     """
-    encoder = load_encoder(spec, hf_dir, options.precision, options.trust_remote_code).to(options.device)
-    graph = DenseEmbeddingGraph(encoder, spec).eval()
+    graph = build_export_graph(spec, hf_dir, options.precision, options.trust_remote_code)
+    module = graph.module.to(options.device)
     sample = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 8]], dtype=torch.int64, device=options.device)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.int64, device=options.device)
+    feeds = {"input_ids": sample, "attention_mask": mask, "pool_mask": torch.tensor([[0, 1, 1, 1], [0, 0, 1, 0]])}
+    args = tuple(feeds[name].to(options.device) for name in graph.input_names)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent) as scratch:
         raw = Path(scratch) / "raw.onnx"
         with torch.no_grad():
             torch.onnx.export(
-                graph,
-                (sample, mask),
+                module,
+                args,
                 str(raw),
                 dynamo=False,
-                input_names=list(INPUT_NAMES),
-                output_names=[DENSE_OUTPUT],
-                dynamic_axes={
-                    "input_ids": {0: "batch", 1: "sequence"},
-                    "attention_mask": {0: "batch", 1: "sequence"},
-                    DENSE_OUTPUT: {0: "batch"},
-                },
+                input_names=list(graph.input_names),
+                output_names=list(graph.output_names),
+                dynamic_axes=graph.dynamic_axes,
                 opset_version=OPSET,
                 do_constant_folding=True,
             )
