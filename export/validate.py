@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder
-from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
+from instruct_embed.model_repository.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
 from instruct_embed.model_repository.runtime.tokenization import PromptTokenizer, TokenizerSettings
 
-from instruct_embed.catalog import ModelSpec
+from instruct_embed.catalog import ModelSpec, Output
+from instruct_embed.catalog.tensors import ATTENTION_MASK, INPUT_IDS, POOL_MASK
 
-from .reference import ReferenceEmbedder
+from .oracles import reference_for
+from .reference import Reference, ReferenceOutput
 from .sample_texts import VALIDATION_TEXTS
 
 
@@ -23,21 +25,76 @@ class ValidationError(RuntimeError):
 
 @dataclass(frozen=True)
 class ValidationReport:
-    min_cosine: float
+    min_cosine: float  # dense vectors vs the fp32 reference
     max_batch_vs_single: float  # largest 1 - cosine between a row computed in a batch and alone
     texts: int
+    sparse_max_abs_diff: float | None = None  # BGE-M3: largest lexical-weight difference (a missing key counts)
+    colbert_min_cosine: float | None = None  # BGE-M3: worst ColBERT vector vs the reference's
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"min cosine vs reference {self.min_cosine:.6f} over {self.texts} texts; "
             f"batch vs single max deviation {self.max_batch_vs_single:.2e}"
         )
+        if self.sparse_max_abs_diff is not None:
+            text += f"; sparse max |diff| {self.sparse_max_abs_diff:.2e}"
+        if self.colbert_min_cosine is not None:
+            text += f"; colbert min cosine {self.colbert_min_cosine:.6f}"
+        return text
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return np.sum(a * b, axis=1)
+
+
+def lexical_weights(token_ids: np.ndarray, weights: np.ndarray) -> dict[int, float]:
+    """Per-token weights of one text -> {token id: max weight} over positive weights (BGE-M3's sparse form)."""
+    result: dict[int, float] = {}
+    for token, weight in zip(token_ids.tolist(), weights.tolist(), strict=True):
+        if weight > 0 and weight > result.get(token, 0.0):
+            result[token] = weight
+    return result
+
+
+def sparse_difference(a: dict[int, float], b: dict[int, float]) -> float:
+    return max((abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys()), default=0.0)
+
+
+def build_prompts(spec: ModelSpec, texts: Sequence[str]) -> list[Prompt]:
+    """Each text as a query and as a document, through the server's own prompt resolution."""
+    templates = PromptTemplates.from_config(spec.runtime_config())
+    return [resolve_prompt(templates, t, role) for role in ("query", "document") for t in texts]
+
+
+def server_tokenizer(spec: ModelSpec, hf_dir: Path) -> PromptTokenizer:
+    """The tokenizer code the preprocess step runs, with the spec's settings."""
+    return PromptTokenizer(str(hf_dir / "tokenizer.json"), TokenizerSettings.from_config(spec.runtime_config()))
+
+
+def run_graph(tokenizer: PromptTokenizer, encoder: OrtEncoder, prompts: Sequence[Prompt]) -> dict[str, np.ndarray]:
+    """Tokenise with the server's tokenizer code and run the graph once on the whole batch."""
+    batch = tokenizer.encode(prompts)
+    feeds = {INPUT_IDS: batch.input_ids, ATTENTION_MASK: batch.attention_mask, POOL_MASK: batch.pool_mask}
+    outputs = encoder.run({name: feeds[name] for name in encoder.input_names})
+    outputs[INPUT_IDS] = batch.input_ids
+    outputs["token_counts"] = batch.token_counts
+    return outputs
+
+
+def _compare_bge_m3(served: dict[str, np.ndarray], reference: ReferenceOutput) -> tuple[float, float]:
+    assert reference.sparse is not None and reference.colbert is not None
+    sparse_diff, colbert_min = 0.0, 1.0
+    for row, count in enumerate(served["token_counts"].tolist()):
+        weights = lexical_weights(served[INPUT_IDS][row, :count], served["sparse_weights"][row, :count])
+        sparse_diff = max(sparse_diff, sparse_difference(weights, reference.sparse[row]))
+        vectors = served["colbert_vectors"][row, 1:count]
+        expected = reference.colbert[row]
+        if vectors.shape != expected.shape:
+            raise ValidationError(f"ColBERT row {row}: {vectors.shape} vectors, the reference has {expected.shape}")
+        colbert_min = min(colbert_min, float(np.sum(vectors * expected, axis=1).min()))
+    return sparse_diff, colbert_min
 
 
 def validate_onnx(
@@ -47,32 +104,31 @@ def validate_onnx(
     texts: Sequence[str] = VALIDATION_TEXTS,
     trust_remote_code: bool = False,
     tolerance: float | None = None,
+    reference: Reference | None = None,
 ) -> ValidationReport:
-    """Compare `onnx_path` with a freshly loaded reference on `texts` as queries and documents.
+    """Compare `onnx_path` with the fp32 reference on `texts` as queries and documents.
 
-    The graph is fed by the server's own tokenizer code; the reference tokenises with transformers. Raises
-    ValidationError when any cosine is below the tolerance, any value is NaN/Inf, or a batch differs from
-    single requests.
+    The graph is fed by the server's own tokenizer code; the reference tokenises with transformers. Any
+    precision is compared with the fp32 reference, so a 16-bit graph's report says what it costs. Raises
+    ValidationError when any output holds NaN/Inf, a dense cosine (or, for BGE-M3, a ColBERT cosine) is below
+    the tolerance, a lexical weight differs by more than 1 - tolerance, or a batch differs from single requests.
     """
     tolerance = spec.tolerance if tolerance is None else tolerance
-    templates = PromptTemplates.from_config(spec.runtime_config())
-    tokenizer = PromptTokenizer(str(hf_dir / "tokenizer.json"), TokenizerSettings.from_config(spec.runtime_config()))
-    prompts = [resolve_prompt(templates, t, role) for role in ("query", "document") for t in texts]
+    prompts = build_prompts(spec, texts)
     encoder = OrtEncoder(str(onnx_path))
-    batch = tokenizer.encode(prompts)
-    served = encoder.run({"input_ids": batch.input_ids, "attention_mask": batch.attention_mask})["embedding"]
-    singles = np.concatenate(
-        [
-            encoder.run({"input_ids": one.input_ids, "attention_mask": one.attention_mask})["embedding"]
-            for one in (tokenizer.encode([p]) for p in prompts)
-        ]
-    )
-    reference = ReferenceEmbedder(spec, hf_dir, trust_remote_code).embed([p.full for p in prompts])
-    if not np.all(np.isfinite(served)):
-        raise ValidationError(f"{spec.name}: the ONNX graph produced NaN or Inf")
-    cosines = cosine_rows(served, reference)
-    batch_vs_single = float(np.max(1.0 - cosine_rows(served, singles)))
-    report = ValidationReport(float(cosines.min()), batch_vs_single, len(prompts))
+    tokenizer = server_tokenizer(spec, hf_dir)
+    served = run_graph(tokenizer, encoder, prompts)
+    for name in encoder.output_names:
+        if not np.all(np.isfinite(served[name])):
+            raise ValidationError(f"{spec.name}: the ONNX graph's {name!r} holds NaN or Inf")
+    singles = np.concatenate([run_graph(tokenizer, encoder, [p])["embedding"] for p in prompts])
+    expected = (reference or reference_for(spec, hf_dir, trust_remote_code)).embed_prompts(prompts)
+    cosines = cosine_rows(served["embedding"], expected.dense)
+    batch_vs_single = float(np.max(1.0 - cosine_rows(served["embedding"], singles)))
+    sparse_diff = colbert_min = None
+    if Output.SPARSE in spec.outputs:
+        sparse_diff, colbert_min = _compare_bge_m3(served, expected)
+    report = ValidationReport(float(cosines.min()), batch_vs_single, len(prompts), sparse_diff, colbert_min)
     if report.min_cosine < tolerance:
         worst = int(np.argmin(cosines))
         raise ValidationError(
@@ -80,4 +136,8 @@ def validate_onnx(
         )
     if batch_vs_single > 1.0 - tolerance:
         raise ValidationError(f"{spec.name}: a batch differs from single requests ({batch_vs_single:.2e})")
+    if colbert_min is not None and colbert_min < tolerance:
+        raise ValidationError(f"{spec.name}: ColBERT cosine {colbert_min:.6f} < tolerance {tolerance}")
+    if sparse_diff is not None and sparse_diff > 1.0 - tolerance:
+        raise ValidationError(f"{spec.name}: lexical weights differ by {sparse_diff:.2e}")
     return report
