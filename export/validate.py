@@ -11,7 +11,7 @@ from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder
 from instruct_embed.model_repository.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
 from instruct_embed.model_repository.runtime.tokenization import PromptTokenizer, TokenizerSettings
 
-from instruct_embed.catalog import ModelSpec, Output
+from instruct_embed.catalog import ModelSpec, Output, Precision
 from instruct_embed.catalog.tensors import ATTENTION_MASK, INPUT_IDS, POOL_MASK
 
 from .oracles import reference_for
@@ -41,6 +41,15 @@ class ValidationReport:
         if self.colbert_min_cosine is not None:
             text += f"; colbert min cosine {self.colbert_min_cosine:.6f}"
         return text
+
+
+# A 16-bit graph is held to this cosine against the fp32 reference (or the spec's own, if looser).
+HALF_PRECISION_TOLERANCE = 0.999
+
+
+def validation_tolerance(spec: ModelSpec, precision: Precision) -> float:
+    """The spec's tolerance for fp32 graphs; at most HALF_PRECISION_TOLERANCE for fp16 and bf16 graphs."""
+    return spec.tolerance if precision is Precision.FP32 else min(spec.tolerance, HALF_PRECISION_TOLERANCE)
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -28,7 +28,18 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         choices=[t.value for t in EncoderTarget],
         help="encoder backend: python_ort for the bundled CPU server, onnxruntime/tensorrt for the NGC container",
     )
-    p.add_argument("--repository", type=Path, help="render into this repository (default: the cache home's)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "fp16", "bf16"],
+        help="weights of the exported graph: 16-bit halves memory on a GPU (pooling and outputs stay fp32); "
+        "ONNX Runtime on CPU runs fp32 best",
+    )
+    p.add_argument(
+        "--repository",
+        type=Path,
+        help="render into this repository (default: the cache home's; miniatures go to its miniature-repository)",
+    )
     p.add_argument(
         "--trust-remote-code", action="store_true", help="allow the model's own modeling code (read it first)"
     )
@@ -81,6 +92,7 @@ def _register_optional_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from instruct_embed.catalog import Precision
     from instruct_embed.model_repository.configs import ServingOptions
     from instruct_embed.model_repository.targets import EncoderTarget
     from instruct_embed.prepare import PrepareOptions, prepare_model
@@ -91,6 +103,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     options = PrepareOptions(
         trust_remote_code=args.trust_remote_code,
         miniature=args.miniature,
+        precision=parse_enum(Precision, args.precision, "precision"),
         hf_dir=args.hf_dir,
         repository=args.repository,
         serving=ServingOptions(target=parse_enum(EncoderTarget, args.target, "target")),

@@ -44,3 +44,8 @@ def wheel_cache() -> Path:
 def repository_dir(root: Path | None = None) -> Path:
     """The rendered Triton model repository."""
     return (root or home()) / "repository"
+
+
+def miniature_repository_dir(root: Path | None = None) -> Path:
+    """Where miniatures are rendered: apart from the real models, whose names they share, so they never shadow them."""
+    return (root or home()) / "miniature-repository"

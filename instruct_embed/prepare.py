@@ -12,16 +12,17 @@ from pathlib import Path
 
 from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
-from instruct_embed.export.validate import ValidationReport, validate_onnx
+from instruct_embed.export.validate import ValidationReport, validate_onnx, validation_tolerance
 from instruct_embed.model_repository.configs import ServingOptions
 from instruct_embed.model_repository.render import ModelArtifacts, render_model
-from instruct_embed.paths import ModelPaths, model_paths, repository_dir, wheel_cache
+from instruct_embed.paths import ModelPaths, miniature_repository_dir, model_paths, repository_dir, wheel_cache
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
     trust_remote_code: bool = False
     miniature: bool = False  # a tiny random-weight model of the same family with the real tokenizer
+    precision: Precision = Precision.FP32  # of the served graph; validated against the fp32 reference
     hf_dir: Path | None = None  # an existing transformers folder (a hub snapshot) instead of fetching
     repository: Path | None = None
     serving: ServingOptions = field(default_factory=ServingOptions)
@@ -77,13 +78,25 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
     spec = get_spec(name)
     paths = model_paths(f"{name}-miniature" if options.miniature else name)
     hf_dir = materialize_weights(spec, paths, options)
-    onnx_path = paths.onnx_file(Precision.FP32.value)
+    if options.miniature:
+        from instruct_embed.local_models.miniatures import miniature_spec
+
+        # The miniature's own dim and length: export, validation and rendering all see the adapted spec.
+        spec = miniature_spec(spec, hf_dir)
+    onnx_path = paths.onnx_file(options.precision.value)
     report_file = onnx_path.with_suffix(".validation.txt")
     weights = [*sorted(hf_dir.glob("*.safetensors")), hf_dir / "config.json"]
     if options.force or not _is_fresh(report_file, [*weights, onnx_path]) or not _is_fresh(onnx_path, weights):
-        export_onnx(spec, hf_dir, onnx_path, ExportOptions(trust_remote_code=options.trust_remote_code))
-        report: ValidationReport = validate_onnx(spec, hf_dir, onnx_path, trust_remote_code=options.trust_remote_code)
-        report_file.write_text(str(report))
-    repository = options.repository or repository_dir()
+        export = ExportOptions(precision=options.precision, trust_remote_code=options.trust_remote_code)
+        export_onnx(spec, hf_dir, onnx_path, export)
+        report: ValidationReport = validate_onnx(
+            spec,
+            hf_dir,
+            onnx_path,
+            trust_remote_code=options.trust_remote_code,
+            tolerance=validation_tolerance(spec, options.precision),
+        )
+        report_file.write_text(f"{options.precision.value}: {report}")
+    repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
     render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", onnx_path), repository, options.serving)
     return PreparedModel(spec.name, hf_dir, onnx_path, repository, spec.license, report_file.read_text())
