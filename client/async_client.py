@@ -11,7 +11,16 @@ from tritonclient.utils import InferenceServerException
 
 from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
 from .errors import EmbedError, ServerUnavailable
-from .request import EncodeRequest, ServedModel, Texts, build_inputs, parse_config, requested_outputs, texts_of
+from .request import (
+    EncodeRequest,
+    ServedModel,
+    Texts,
+    build_inputs,
+    ensemble_candidates,
+    parse_config,
+    requested_outputs,
+    texts_of,
+)
 from .transport import DEFAULT_URLS, PROTOCOLS, classify
 
 
@@ -65,6 +74,17 @@ class AsyncEmbedClient:
                 config = await self._call(lambda: self._client.get_model_config(name), name)
             self._models[name] = parse_config(name, config)
         return self._models[name]
+
+    async def models(self) -> list[ServedModel]:
+        """Every ready embedding model on the server (ensembles that carry an instruct-embed spec)."""
+        index = await self._call(lambda: self._client.get_model_repository_index(), "")
+        served = []
+        for name in ensemble_candidates(index, self.protocol):
+            try:
+                served.append(await self.model(name))
+            except (EmbedError, KeyError):
+                continue  # not one of ours
+        return sorted(served, key=lambda m: m.name)
 
     async def is_ready(self) -> bool:
         try:

@@ -114,3 +114,11 @@ def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[
 
 def requested_outputs(module: Any) -> list[Any]:
     return [module.InferRequestedOutput("EMBEDDING"), module.InferRequestedOutput("TOKEN_COUNT")]
+
+
+def ensemble_candidates(index: Any, protocol: str) -> list[str]:
+    """Names of READY models in a repository index that may be embedding ensembles (not their steps)."""
+    entries = [{"name": m.name, "state": m.state} for m in index.models] if protocol == "grpc" else index
+    return [
+        e["name"] for e in entries if e.get("state") == "READY" and not e["name"].endswith(("_preprocess", "_encoder"))
+    ]

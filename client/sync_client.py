@@ -14,7 +14,16 @@ from tritonclient.utils import InferenceServerException
 
 from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
 from .errors import EmbedError, ServerUnavailable
-from .request import EncodeRequest, ServedModel, Texts, build_inputs, parse_config, requested_outputs, texts_of
+from .request import (
+    EncodeRequest,
+    ServedModel,
+    Texts,
+    build_inputs,
+    ensemble_candidates,
+    parse_config,
+    requested_outputs,
+    texts_of,
+)
 from .transport import DEFAULT_URLS, classify, triton_module
 
 
@@ -94,13 +103,10 @@ class EmbedClient:
     def models(self) -> list[ServedModel]:
         """Every ready embedding model on the server (ensembles that carry an instruct-embed spec)."""
         index = self._call(lambda: self._client().get_model_repository_index(), "")
-        entries = [{"name": m.name, "state": m.state} for m in index.models] if self.protocol == "grpc" else index
         served = []
-        for entry in entries:
-            if entry.get("state") != "READY" or entry["name"].endswith(("_preprocess", "_encoder")):
-                continue
+        for name in ensemble_candidates(index, self.protocol):
             try:
-                served.append(self.model(entry["name"]))
+                served.append(self.model(name))
             except (EmbedError, KeyError):
                 continue  # not one of ours
         return sorted(served, key=lambda m: m.name)

@@ -1,0 +1,34 @@
+"""`instruct-embed gateway`: run the OpenAI-compatible API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register_gateway(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gateway", help="OpenAI-compatible /v1/embeddings in front of a Triton server (gRPC)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address; loopback unless you mean to expose it")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--triton", default="127.0.0.1:8001", help="Triton's gRPC address HOST:PORT")
+    p.add_argument(
+        "--api-key-env",
+        default="INSTRUCT_EMBED_API_KEY",
+        help="environment variable holding the API key; unset or empty: no key required",
+    )
+    p.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024, help="larger bodies get 413")
+    p.set_defaults(handler=cmd_gateway)
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import GatewaySettings, create_app
+
+    settings = GatewaySettings(
+        triton_grpc_url=args.triton,
+        api_key=os.environ.get(args.api_key_env) or None,
+        max_request_bytes=args.max_request_bytes,
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,58 @@
+"""The OpenAI embeddings request and response shapes, plus NVIDIA-style `input_type` and `truncate`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# input_type values and the ensemble ROLE they mean.
+INPUT_TYPES = {"query": "query", "passage": "document", "document": "document"}
+# A strict OpenAI client cannot send input_type, so the model name may carry it.
+MODEL_SUFFIXES = {"-query": "query", "-passage": "document", "-document": "document"}
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # unknown OpenAI fields (e.g. `user`) are accepted and ignored
+
+    input: str | list[str] = Field(description="a text or a list of texts")
+    model: str
+    input_type: str | None = Field(default=None, description="query | passage | document (default: document)")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    truncate: str | None = Field(default=None, description="END (default) | START | NONE")
+    user: str | None = None
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "instruct-embed"
+    dimensions: int
+    query_template: str
+    document_template: str
+    tasks: list[str]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -1,0 +1,91 @@
+"""The SDK against the real server, both protocols: same vectors as raw tritonclient, order, typed errors, async."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from instruct_embed.client import AsyncEmbedClient, EmbedClient, EmbedError, InvalidRequest, ModelNotFound
+from instruct_embed.export.validate import cosine_rows
+
+pytestmark = pytest.mark.integration
+
+E5 = "multilingual-e5-small"
+
+
+def url_of(server: Any, protocol: str) -> str:
+    return server.http_url if protocol == "http" else server.grpc_url
+
+
+def raw(protocol: str, url: str, texts: list[str], role: str) -> np.ndarray:
+    module = httpclient if protocol == "http" else grpcclient
+    client = module.InferenceServerClient(url)
+    try:
+        inputs = []
+        for name, values in (("TEXT", texts), ("ROLE", [role] * len(texts))):
+            tensor = module.InferInput(name, [len(values), 1], "BYTES")
+            tensor.set_data_from_numpy(np.array([[v.encode()] for v in values], dtype=object))
+            inputs.append(tensor)
+        return client.infer(E5, inputs).as_numpy("EMBEDDING")
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module", params=["http", "grpc"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_encode_equals_a_raw_tritonclient_request(triton_server: Any, protocol: str) -> None:
+    texts = ["how tall is mont blanc", "Mont Blanc is 4,806 m high.", "x"]
+    with EmbedClient(url_of(triton_server, protocol), protocol) as client:
+        vectors = client.encode(E5, texts, is_query=True)
+    assert np.allclose(vectors, raw(protocol, url_of(triton_server, protocol), texts, "query"), atol=1e-6)
+
+
+def test_a_thousand_texts_come_back_complete_and_in_order(triton_server: Any, protocol: str) -> None:
+    # Distinct lengths and contents, so a swapped row would show.
+    texts = [f"document {i}: " + "lorem ipsum " * (i % 37) for i in range(1000)]
+    with EmbedClient(url_of(triton_server, protocol), protocol, concurrency=4) as client:
+        bulk = client.encode(E5, texts)
+        probe = [0, 1, 36, 37, 500, 998, 999]
+        singles = np.concatenate([client.encode(E5, [texts[i]]) for i in probe])
+    assert bulk.shape == (1000, 384)
+    assert float(cosine_rows(bulk[probe], singles).min()) >= 0.99999
+
+
+def test_async_client_gives_the_same_vectors(triton_server: Any, protocol: str) -> None:
+    texts = [f"text {i} " + "word " * i for i in range(150)]
+    url = url_of(triton_server, protocol)
+    with EmbedClient(url, protocol) as client:
+        expected = client.encode(E5, texts, is_query=True)
+
+    async def run() -> np.ndarray:
+        async with AsyncEmbedClient(url, protocol) as client:
+            return await client.encode_queries(E5, texts)
+
+    assert np.allclose(asyncio.run(run()), expected, atol=1e-6)
+
+
+def test_typed_errors_carry_the_server_message(triton_server: Any, protocol: str) -> None:
+    with EmbedClient(url_of(triton_server, protocol), protocol) as client:
+        with pytest.raises(ModelNotFound, match="no-such-model"):
+            client.encode("no-such-model", ["x"])
+        with pytest.raises(InvalidRequest) as raised:
+            client.encode(E5, ["x"], role="passage")
+        assert "allowed: query, document, raw" in str(raised.value.server_message)
+        with pytest.raises(InvalidRequest, match="takes no task instruction"):
+            client.encode(E5, ["x"], task="scifact")
+        with pytest.raises(EmbedError, match="dimensions=100 is not supported"):
+            client.encode(E5, ["x"], dimensions=100)
+
+
+def test_models_lists_tasks_templates_and_dimensions_from_the_server(triton_server: Any, protocol: str) -> None:
+    with EmbedClient(url_of(triton_server, protocol), protocol) as client:
+        served = {m.name: m for m in client.models()}
+    assert served[E5].document_template == "passage: {text}"
+    assert served[E5].dim == 384 and served[E5].max_batch_size > 0
