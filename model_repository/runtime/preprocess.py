@@ -48,6 +48,8 @@ class Preprocessor:
         self.templates = PromptTemplates.from_config(config)
         self.tokenizer = PromptTokenizer(str(tokenizer_json), TokenizerSettings.from_config(config))
         self.output_names: tuple[str, ...] = tuple(config.get("encoder_inputs", ("input_ids", "attention_mask")))
+        # int64 for ONNX graphs; a TensorRT repository asks for int32, the dtype its engine takes.
+        self.id_dtype = np.dtype(str(config.get("encoder_input_dtype", "int64")))
 
     @classmethod
     def from_model_dir(cls, model_config: Mapping[str, Any], version_dir: Path) -> Preprocessor:
@@ -84,6 +86,11 @@ class Preprocessor:
             "token_type_ids": batch.token_type_ids,
             "pool_mask": batch.pool_mask,
         }
-        outputs = {name: available[name] for name in self.output_names}
+        outputs: dict[str, np.ndarray] = {}
+        for name in self.output_names:
+            tensor = available[name]
+            if tensor is None:
+                raise RequestError(f"the tokenizer produced no {name} for this model")
+            outputs[name] = tensor.astype(self.id_dtype, copy=False)
         outputs["TOKEN_COUNT"] = batch.token_counts.reshape(n, 1)
         return outputs
