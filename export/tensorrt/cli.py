@@ -1,0 +1,129 @@
+"""`instruct-embed build-engine MODEL`: flags -> EngineBuildOptions -> pipeline. Registered by the main CLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from instruct_embed.catalog import Precision, model_names
+from instruct_embed.catalog.enums import parse_enum
+
+from .builder import DEFAULT_OPT_LEVEL, DEFAULT_WORKSPACE_GIB, BuildError
+from .engine_graph import EngineGraphError
+from .environment import MissingRequirement
+from .parity import DEFAULT_MIN_COSINE, ParityError
+from .pipeline import EngineBuildOptions, GraphMissing, build_model_engine
+from .precision import PrecisionError
+from .profiles import PlanError
+
+# Exit codes: 1 the engine was built but is wrong or the build failed; 2 it could not be attempted here.
+FAILED, CANNOT_RUN = 1, 2
+
+
+def register_build_engine(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "build-engine",
+        help="build a TensorRT plan (needs TensorRT and a GPU), check it against ONNX Runtime fp32, render it",
+    )
+    p.add_argument("model", help=f"a catalog name: {', '.join(model_names())}")
+    p.add_argument(
+        "--precision",
+        choices=[p.value for p in Precision],
+        help="engine precision (default: the spec's, fp16 for BERT/XLM-R, bf16 for decoders, which overflow in fp16)",
+    )
+    p.add_argument(
+        "--workspace-gib",
+        type=float,
+        default=DEFAULT_WORKSPACE_GIB,
+        help="scratch memory TensorRT may use per layer; too little rules out the fastest kernels",
+    )
+    p.add_argument(
+        "--opt-level",
+        type=int,
+        default=DEFAULT_OPT_LEVEL,
+        choices=range(6),
+        help="builder optimisation level 0-5: higher searches longer for faster kernels",
+    )
+    p.add_argument(
+        "--timing-cache",
+        type=Path,
+        help="timing cache file, reused and updated (default: one per GPU architecture and TensorRT version)",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        help="largest batch the engine and Triton accept (default: 32768 tokens' worth, at most 64)",
+    )
+    p.add_argument(
+        "--max-sequence",
+        type=int,
+        help="longest sequence the engine accepts; the repository truncates there (default: the model's, "
+        "at most 4096 for decoders, whose attention memory grows with its square)",
+    )
+    p.add_argument(
+        "--buckets",
+        type=int,
+        nargs="+",
+        default=[],
+        help="sequence upper bounds, one optimisation profile each, so short texts run on kernels tuned for them",
+    )
+    p.add_argument(
+        "--repository",
+        type=Path,
+        nargs="?",
+        const=None,
+        default=argparse.SUPPRESS,
+        help="render the tensorrt_plan repository after a passing build (default folder: the cache home's)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="prepare the engine graph and print the plan and the trtexec/polygraphy commands; build nothing",
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even if the plan was built from the same inputs")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model's own modeling code (read it)")
+    p.add_argument(
+        "--min-cosine",
+        type=float,
+        default=DEFAULT_MIN_COSINE,
+        help="parity gate: every engine vector vs ONNX Runtime fp32, and batched vs alone",
+    )
+    p.set_defaults(handler=build_engine_main)
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> EngineBuildOptions:
+    repository: Path | None = None
+    if hasattr(args, "repository"):
+        from instruct_embed.paths import repository_dir
+
+        repository = args.repository or repository_dir()
+    return EngineBuildOptions(
+        model=args.model,
+        precision=None if args.precision is None else parse_enum(Precision, args.precision, "precision"),
+        workspace_gib=args.workspace_gib,
+        opt_level=args.opt_level,
+        timing_cache=args.timing_cache,
+        max_batch_size=args.max_batch_size,
+        max_sequence=args.max_sequence,
+        buckets=tuple(args.buckets),
+        repository=repository,
+        dry_run=args.dry_run,
+        trust_remote_code=args.trust_remote_code,
+        min_cosine=args.min_cosine,
+        force=args.force,
+    )
+
+
+def build_engine_main(args: argparse.Namespace) -> int:
+    """The build-engine command; prints `error: ...` and returns non-zero instead of raising."""
+    try:
+        build_model_engine(options_from_args(args))
+    except (MissingRequirement, GraphMissing, PlanError, PrecisionError, EngineGraphError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return CANNOT_RUN
+    except (BuildError, ParityError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return FAILED
+    return 0
