@@ -33,6 +33,9 @@ class ServingOptions:
     encoder_instances: int = 1
     gpu: bool = False
     ort_intra_op_threads: int = 0
+    token_budget: int = 8192  # padded tokens per encoder run (python_ort): bounds one run, sorts out padding
+    priority_levels: int = 2  # 1 = queries (the SDK sends them so), 2 = everything else; 0 disables priorities
+    tokenizer_threads: int = 1  # per preprocess instance, so instances do not fight over the cores
 
 
 def preprocess_name(spec: ModelSpec) -> str:
@@ -72,8 +75,17 @@ def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfi
     _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     config.dynamic_batching.SetInParent()
+    _priorities(config, options)
+    config.parameters["tokenizer_threads"].string_value = str(options.tokenizer_threads)
     _spec_parameter(config, spec)
     return config
+
+
+def _priorities(config: mc.ModelConfig, options: ServingOptions) -> None:
+    """Query requests (priority 1) jump the queue of bulk documents (the default, last level)."""
+    if options.priority_levels > 1:
+        config.dynamic_batching.priority_levels = options.priority_levels
+        config.dynamic_batching.default_priority_level = options.priority_levels
 
 
 def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
@@ -81,6 +93,8 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     if options.target is EncoderTarget.PYTHON_ORT:
         config.backend = "python"
         config.parameters["ort_intra_op_threads"].string_value = str(options.ort_intra_op_threads)
+        config.parameters["token_budget"].string_value = str(options.token_budget)
+        config.parameters["max_rows_per_run"].string_value = str(options.max_batch_size)
     elif options.target is EncoderTarget.ONNXRUNTIME:
         config.backend = "onnxruntime"
         config.default_model_filename = EncoderTarget.ONNXRUNTIME.model_file
@@ -89,11 +103,15 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.default_model_filename = EncoderTarget.TENSORRT.model_file
     for name in encoder_input_names(spec):
         _add_tensor(config.input, name, mc.TYPE_INT64, [-1])
+        if options.target is EncoderTarget.PYTHON_ORT:
+            # Requests of different lengths may share one execute(): the model re-batches their rows by length.
+            config.input[-1].allow_ragged_batch = True
     for output in encoder_outputs(spec):
         _add_tensor(config.output, output.name, mc.TYPE_FP32, list(output.dims))
     kind = mc.ModelInstanceGroup.KIND_GPU if options.gpu else mc.ModelInstanceGroup.KIND_CPU
     config.instance_group.add(count=options.encoder_instances, kind=kind)
     config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
+    _priorities(config, options)
     return config
 
 

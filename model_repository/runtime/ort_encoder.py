@@ -3,32 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime as ort
+
+from .sub_batching import SubBatchPlan, plan_sub_batches
 
 
 @dataclass(frozen=True)
 class OrtSettings:
     intra_op_threads: int = 0  # 0: ONNX Runtime decides (one per core)
     allow_spinning: bool = False  # spinning threads steal the core the preprocess and clients need
+    token_budget: int = 8192  # padded tokens per ONNX Runtime run (bounds one run's time and memory)
+    max_rows: int = 64  # rows per ONNX Runtime run
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> OrtSettings:
         return cls(
             intra_op_threads=int(parameters.get("ort_intra_op_threads", "0")),
             allow_spinning=parameters.get("ort_allow_spinning", "0") == "1",
+            token_budget=int(parameters.get("token_budget", "8192")),
+            max_rows=int(parameters.get("max_rows_per_run", "64")),
         )
 
 
-class OrtEncoder:
-    """Runs the graph on a list of requests, each a dict of [n_i, L_i] int64 arrays.
+@dataclass
+class RunStats:
+    """What one call computed, for the padding-efficiency metrics."""
 
-    Requests are right-padded to one common length (padding is masked, so it changes no vector), run as one
-    batch, and the [n, ...] outputs are split back per request. Per-token outputs (axis 1 is the inputs'
-    symbolic sequence axis, e.g. BGE-M3's sparse weights) are cut back to each request's own length, so they
-    line up with that request's input_ids.
+    real_tokens: int = 0
+    computed_tokens: int = 0
+    sub_batch_rows: list[int] = field(default_factory=list)
+
+    def add(self, plan: SubBatchPlan) -> None:
+        self.real_tokens += plan.real_tokens
+        self.computed_tokens += plan.computed_tokens
+        self.sub_batch_rows.extend(len(b) for b in plan.batches)
+
+
+class OrtEncoder:
+    """Runs the graph on a list of requests, each a dict of [n_i, L_i] int64 arrays (padded per request).
+
+    All rows of all requests are cut to their real length (from attention_mask), sorted by length, grouped
+    into token-budgeted sub-batches, run, and scattered back per request. Per-token outputs (axis 1 is the
+    inputs' sequence axis, e.g. BGE-M3's sparse weights) come back at the request's own positions and length,
+    zero on its padding, so they line up with that request's input_ids.
     """
 
     def __init__(self, onnx_path: str, settings: OrtSettings = OrtSettings()) -> None:
@@ -36,10 +56,12 @@ class OrtEncoder:
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0")
+        self.settings = settings
         self.session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
-        sequence_axis = self.session.get_inputs()[0].shape[1] if len(self.session.get_inputs()[0].shape) > 1 else None
+        first = self.session.get_inputs()[0].shape
+        sequence_axis = first[1] if len(first) > 1 else None
         self.per_token_outputs = {
             o.name
             for o in self.session.get_outputs()
@@ -50,29 +72,70 @@ class OrtEncoder:
         values = self.session.run(self.output_names, {name: feed[name] for name in self.input_names})
         return dict(zip(self.output_names, values, strict=True))
 
-    def run_requests(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        if len(requests) == 1:
-            return [self.run(requests[0])]
-        length = max(r[self.input_names[0]].shape[1] for r in requests)
-        feed = {name: np.concatenate([_pad_right(r[name], length) for r in requests]) for name in self.input_names}
-        merged = self.run(feed)
-        results: list[dict[str, np.ndarray]] = []
-        start = 0
-        for request in requests:
-            rows, length = request[self.input_names[0]].shape[:2]
-            results.append(
-                {
-                    name: value[start : start + rows, :length]
-                    if name in self.per_token_outputs
-                    else value[start : start + rows]
-                    for name, value in merged.items()
-                }
-            )
-            start += rows
-        return results
+    def run_requests(
+        self, requests: Sequence[Mapping[str, np.ndarray]], stats: RunStats | None = None
+    ) -> list[dict[str, np.ndarray]]:
+        rows = _Rows(requests, self.input_names)
+        plan = plan_sub_batches(rows.lengths, self.settings.token_budget, self.settings.max_rows)
+        if stats is not None:
+            stats.add(plan)
+        outputs: list[dict[str, np.ndarray]] = [{} for _ in requests]
+        for batch in plan.batches:
+            result = self.run(rows.feed(batch))
+            for position, row in enumerate(batch):
+                request, index = rows.owner[row]
+                for name, value in result.items():
+                    out = outputs[request].get(name)
+                    if out is None:
+                        out = outputs[request][name] = self._empty(name, value, rows.shape(request))
+                    if name in self.per_token_outputs:
+                        start = rows.starts[row]
+                        length = rows.lengths[row]
+                        out[index, start : start + length] = value[position, :length]
+                    else:
+                        out[index] = value[position]
+        return outputs
+
+    def _empty(self, name: str, value: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        rows, length = shape
+        if name in self.per_token_outputs:
+            return np.zeros((rows, length, *value.shape[2:]), dtype=value.dtype)
+        return np.zeros((rows, *value.shape[1:]), dtype=value.dtype)
 
 
-def _pad_right(array: np.ndarray, length: int) -> np.ndarray:
-    if array.shape[1] == length:
-        return array
-    return np.pad(array, ((0, 0), (0, length - array.shape[1])))
+class _Rows:
+    """Every row of every request, cut to its real tokens (right- or left-padded alike)."""
+
+    def __init__(self, requests: Sequence[Mapping[str, np.ndarray]], input_names: Sequence[str]) -> None:
+        self.input_names = list(input_names)
+        self.tokens: list[dict[str, np.ndarray]] = []
+        self.lengths: list[int] = []
+        self.starts: list[int] = []
+        self.owner: list[tuple[int, int]] = []
+        self._shapes: list[tuple[int, int]] = []
+        for r, request in enumerate(requests):
+            mask = request["attention_mask"]
+            self._shapes.append((int(mask.shape[0]), int(mask.shape[1])))
+            for i in range(mask.shape[0]):
+                real = np.flatnonzero(mask[i])
+                start = int(real[0]) if real.size else 0
+                length = max(int(real.size), 1)  # an all-padding row still runs (one token), never empty
+                self.tokens.append({n: request[n][i, start : start + length] for n in self.input_names})
+                self.lengths.append(length)
+                self.starts.append(start)
+                self.owner.append((r, i))
+
+    def shape(self, request: int) -> tuple[int, int]:
+        return self._shapes[request]
+
+    def feed(self, batch: Sequence[int]) -> dict[str, np.ndarray]:
+        """Right-padded [rows, longest] arrays; padding is masked, so it changes no vector."""
+        longest = max(self.lengths[row] for row in batch)
+        feed = {}
+        for name in self.input_names:
+            array = np.zeros((len(batch), longest), dtype=self.tokens[batch[0]][name].dtype)
+            for position, row in enumerate(batch):
+                values = self.tokens[row][name]
+                array[position, : values.shape[0]] = values
+            feed[name] = array
+        return feed

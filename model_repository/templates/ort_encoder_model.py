@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
-from instruct_embed_runtime.ort_encoder import OrtEncoder, OrtSettings
+from instruct_embed_runtime.ort_encoder import OrtEncoder, OrtSettings, RunStats
 
 ONNX_FILE = "model.onnx"
+SUB_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128]
 
 
 class TritonPythonModel:
@@ -15,17 +16,49 @@ class TritonPythonModel:
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.encoder = OrtEncoder(str(version_dir / ONNX_FILE), OrtSettings.from_parameters(parameters))
+        self._metrics(config["name"])
+
+    def _metrics(self, model):
+        # Padding efficiency on /metrics: real tokens / computed (padded) tokens, and sub-batch sizes.
+        # The families must outlive their metrics, so both are kept on the model.
+        labels = {"model": model}
+        counter, histogram = pb_utils.MetricFamily.COUNTER, pb_utils.MetricFamily.HISTOGRAM
+        self.families = {
+            "real": pb_utils.MetricFamily(
+                name="instruct_embed_real_tokens_total", description="Tokens of real text encoded", kind=counter
+            ),
+            "computed": pb_utils.MetricFamily(
+                name="instruct_embed_computed_tokens_total",
+                description="Tokens computed by the encoder, padding included",
+                kind=counter,
+            ),
+            "runs": pb_utils.MetricFamily(
+                name="instruct_embed_sub_batches_total", description="ONNX Runtime runs", kind=counter
+            ),
+            "rows": pb_utils.MetricFamily(
+                name="instruct_embed_sub_batch_rows", description="Rows per ONNX Runtime run", kind=histogram
+            ),
+        }
+        self.real_tokens = self.families["real"].Metric(labels=labels)
+        self.computed_tokens = self.families["computed"].Metric(labels=labels)
+        self.sub_batches = self.families["runs"].Metric(labels=labels)
+        self.sub_batch_rows = self.families["rows"].Metric(labels=labels, buckets=SUB_BATCH_BUCKETS)
 
     def execute(self, requests):
-        feeds = []
-        for request in requests:
-            feeds.append(
-                {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.encoder.input_names}
-            )
+        feeds = [
+            {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.encoder.input_names}
+            for request in requests
+        ]
+        stats = RunStats()
         try:
-            results = self.encoder.run_requests(feeds)
+            results = self.encoder.run_requests(feeds, stats)
         except Exception as error:  # one failed run fails its requests, never the model
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(f"encoder failed: {error}")) for _ in feeds]
+        self.real_tokens.increment(stats.real_tokens)
+        self.computed_tokens.increment(stats.computed_tokens)
+        self.sub_batches.increment(len(stats.sub_batch_rows))
+        for rows in stats.sub_batch_rows:
+            self.sub_batch_rows.observe(rows)
         return [
             pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, v) for n, v in result.items()])
             for result in results

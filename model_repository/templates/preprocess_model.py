@@ -1,6 +1,7 @@
 """Triton Python model: the ensemble's preprocess step. Thin: the logic is in instruct_embed_runtime."""
 
 import json
+import os
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
@@ -13,6 +14,9 @@ OPTIONAL_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE")
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
+        threads = config.get("parameters", {}).get("tokenizer_threads", {}).get("string_value", "1")
+        # Read by the tokenizers library when its thread pool first starts (on the first batch).
+        os.environ["RAYON_NUM_THREADS"] = threads
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.preprocessor = Preprocessor.from_model_dir(config, version_dir)
 
