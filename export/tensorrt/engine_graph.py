@@ -19,6 +19,7 @@ import onnx
 from onnx import TensorProto, helper, shape_inference
 
 from instruct_embed.catalog import ModelSpec, Precision
+from instruct_embed.catalog.tensors import encoder_outputs
 
 from .precision import SIXTEEN_BIT, keep_norms_fp32, require_fp32_islands
 from .signature import GraphSignature, expected_signature, read_signature, signature_mismatches
@@ -107,7 +108,8 @@ def prepare_engine_graph(spec: ModelSpec, source: Path, target: Path, precision:
     with_int32_inputs(model)
     expected = expected_signature(spec, "int32")
     fix_output_dims(model, {t.name: t.dims for t in expected.outputs})
-    require_fp32_islands(model, f"{spec.name} {precision.value} graph")
+    pooled = [o.name for o in encoder_outputs(spec) if not o.per_token]
+    require_fp32_islands(model, f"{spec.name} {precision.value} graph", pooled)
     signature = read_signature(model)
     problems = signature_mismatches(signature, expected)
     if problems:

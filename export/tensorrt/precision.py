@@ -13,7 +13,7 @@ tensor keeps the type the ONNX graph gives it. So precision is chosen by choosin
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import onnx
 from onnx import TensorProto, helper, shape_inference
@@ -78,12 +78,13 @@ def _is_upcast(node: onnx.NodeProto, types: dict[str, int]) -> bool:
     )
 
 
-def fp32_island_problems(model: onnx.ModelProto) -> list[str]:
+def fp32_island_problems(model: onnx.ModelProto, pooled_outputs: Sequence[str] | None = None) -> list[str]:
     """Where a graph computes norms or pooling below fp32; empty when it is safe to build strongly typed.
 
     Checks every LayerNormalization's input, every mean of squares (the RMSNorm pattern Pow(x, 2) -> ReduceMean),
     and every node between the graph outputs and the last upcast before them (pooling and normalisation). That
     upcast must take per-token states (rank >= 3): one applied after a reduction means the pooling ran in 16 bits.
+    `pooled_outputs` names the outputs walked back from (default: all); per-token outputs need not be pooled.
     """
     types, ranks = _tensor_info(model)
     producers = {out: node for node in model.graph.node for out in node.output}
@@ -95,7 +96,7 @@ def fp32_island_problems(model: onnx.ModelProto) -> list[str]:
             source = producers.get(node.input[0])
             if source is not None and source.op_type == "Pow" and types.get(node.input[0]) in SIXTEEN_BIT:
                 problems.append(f"RMSNorm mean of squares {node.name!r} runs in 16 bits")
-    queue = deque(o.name for o in model.graph.output)
+    queue = deque(o.name for o in model.graph.output if pooled_outputs is None or o.name in pooled_outputs)
     seen: set[str] = set()
     while queue:
         node = producers.get(queue.popleft())
@@ -114,8 +115,8 @@ def fp32_island_problems(model: onnx.ModelProto) -> list[str]:
     return problems
 
 
-def require_fp32_islands(model: onnx.ModelProto, what: str) -> None:
-    problems = fp32_island_problems(model)
+def require_fp32_islands(model: onnx.ModelProto, what: str, pooled_outputs: Sequence[str] | None = None) -> None:
+    problems = fp32_island_problems(model, pooled_outputs)
     if problems:
         raise PrecisionError(f"{what}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
 

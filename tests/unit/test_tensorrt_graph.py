@@ -182,3 +182,13 @@ def test_a_16_bit_detour_between_upcast_and_output_is_caught() -> None:
         ]
     )
     assert fp32_island_problems(model) == ["upcast 'up_again' comes after pooling (its input has rank 2)"]
+
+
+def test_per_token_outputs_are_not_held_to_the_pooling_rule() -> None:
+    model = _pooling(
+        [
+            helper.make_node("ReduceMean", ["h"], ["pooled16"], name="pool", axes=[1], keepdims=0),
+            helper.make_node("Cast", ["pooled16"], ["embedding"], name="late_upcast", to=TensorProto.FLOAT),
+        ]
+    )
+    assert fp32_island_problems(model, pooled_outputs=["other"]) == []
