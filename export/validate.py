@@ -23,12 +23,17 @@ class ValidationError(RuntimeError):
     """An exported artifact does not reproduce the reference within the spec's tolerance."""
 
 
+class UnsupportedOnCpu(ValidationError):
+    """The graph uses ops (bf16 ones) that ONNX Runtime's CPU provider does not implement."""
+
+
 @dataclass(frozen=True)
 class ValidationReport:
     min_cosine: float  # dense vectors vs the fp32 reference
     max_batch_vs_single: float  # largest 1 - cosine between a row computed in a batch and alone
     texts: int
-    sparse_max_abs_diff: float | None = None  # BGE-M3: largest lexical-weight difference (a missing key counts)
+    # BGE-M3: largest lexical-weight difference (a missing key counts), relative to the largest weight of all texts.
+    sparse_max_rel_diff: float | None = None
     colbert_min_cosine: float | None = None  # BGE-M3: worst ColBERT vector vs the reference's
 
     def __str__(self) -> str:
@@ -36,8 +41,8 @@ class ValidationReport:
             f"min cosine vs reference {self.min_cosine:.6f} over {self.texts} texts; "
             f"batch vs single max deviation {self.max_batch_vs_single:.2e}"
         )
-        if self.sparse_max_abs_diff is not None:
-            text += f"; sparse max |diff| {self.sparse_max_abs_diff:.2e}"
+        if self.sparse_max_rel_diff is not None:
+            text += f"; sparse max relative diff {self.sparse_max_rel_diff:.2e}"
         if self.colbert_min_cosine is not None:
             text += f"; colbert min cosine {self.colbert_min_cosine:.6f}"
         return text
@@ -68,6 +73,7 @@ def lexical_weights(token_ids: np.ndarray, weights: np.ndarray) -> dict[int, flo
 
 
 def sparse_difference(a: dict[int, float], b: dict[int, float]) -> float:
+    """Largest |a[k] - b[k]| over both dicts' keys (a missing key weighs 0)."""
     return max((abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in a.keys() | b.keys()), default=0.0)
 
 
@@ -95,6 +101,7 @@ def run_graph(tokenizer: PromptTokenizer, encoder: OrtEncoder, prompts: Sequence
 def _compare_bge_m3(served: dict[str, np.ndarray], reference: ReferenceOutput) -> tuple[float, float]:
     assert reference.sparse is not None and reference.colbert is not None
     sparse_diff, colbert_min = 0.0, 1.0
+    scale = max((w for weights in reference.sparse for w in weights.values()), default=1.0)
     for row, count in enumerate(served["token_counts"].tolist()):
         weights = lexical_weights(served[INPUT_IDS][row, :count], served["sparse_weights"][row, :count])
         sparse_diff = max(sparse_diff, sparse_difference(weights, reference.sparse[row]))
@@ -103,7 +110,7 @@ def _compare_bge_m3(served: dict[str, np.ndarray], reference: ReferenceOutput) -
         if vectors.shape != expected.shape:
             raise ValidationError(f"ColBERT row {row}: {vectors.shape} vectors, the reference has {expected.shape}")
         colbert_min = min(colbert_min, float(np.sum(vectors * expected, axis=1).min()))
-    return sparse_diff, colbert_min
+    return sparse_diff / scale, colbert_min
 
 
 def validate_onnx(
@@ -120,11 +127,20 @@ def validate_onnx(
     The graph is fed by the server's own tokenizer code; the reference tokenises with transformers. Any
     precision is compared with the fp32 reference, so a 16-bit graph's report says what it costs. Raises
     ValidationError when any output holds NaN/Inf, a dense cosine (or, for BGE-M3, a ColBERT cosine) is below
-    the tolerance, a lexical weight differs by more than 1 - tolerance, or a batch differs from single requests.
+    the tolerance, a lexical weight differs by more than 10 * (1 - tolerance) of the largest weight, or
+    a batch differs from single requests.
     """
     tolerance = spec.tolerance if tolerance is None else tolerance
     prompts = build_prompts(spec, texts)
-    encoder = OrtEncoder(str(onnx_path))
+    try:
+        encoder = OrtEncoder(str(onnx_path))
+    except Exception as error:  # onnxruntime raises its own NotImplemented for ops without a CPU kernel
+        if "NOT_IMPLEMENTED" not in str(error):
+            raise
+        raise UnsupportedOnCpu(
+            f"{spec.name}: ONNX Runtime's CPU provider cannot run {onnx_path.name} (bf16 has no CPU kernels); "
+            f"validate it where a GPU provider exists: {error}"
+        ) from error
     tokenizer = server_tokenizer(spec, hf_dir)
     served = run_graph(tokenizer, encoder, prompts)
     for name in encoder.output_names:
@@ -147,6 +163,7 @@ def validate_onnx(
         raise ValidationError(f"{spec.name}: a batch differs from single requests ({batch_vs_single:.2e})")
     if colbert_min is not None and colbert_min < tolerance:
         raise ValidationError(f"{spec.name}: ColBERT cosine {colbert_min:.6f} < tolerance {tolerance}")
-    if sparse_diff is not None and sparse_diff > 1.0 - tolerance:
-        raise ValidationError(f"{spec.name}: lexical weights differ by {sparse_diff:.2e}")
+    # Weights are not unit vectors: allow ten times the cosine's slack, relative to the largest weight seen.
+    if sparse_diff is not None and sparse_diff > 10 * (1.0 - tolerance):
+        raise ValidationError(f"{spec.name}: lexical weights differ by {sparse_diff:.2e} of the largest")
     return report
