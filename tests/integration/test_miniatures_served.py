@@ -1,0 +1,113 @@
+"""Every seed family's miniature served end to end by the local Triton server, against its card's oracle.
+
+One server for all miniatures, with their real templates and tokenizers, the Python ONNX Runtime encoder and
+the rendered configs (pool_mask for NV-Embed, three outputs for BGE-M3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from instruct_embed.export.validate import build_prompts, cosine_rows, lexical_weights, sparse_difference
+from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
+
+from tests.miniature_support import DOCUMENTS, MINIATURE_MODELS, QUERIES, mini_spec, oracle, prepared
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def miniature_server() -> Iterator[Any]:
+    from instruct_embed.server import LocalTritonServer, ServerOptions
+    from instruct_embed.server.process import free_port
+
+    repository = {prepared(name).repository for name in MINIATURE_MODELS}
+    assert len(repository) == 1, "miniatures render into one repository"
+    root = repository.pop()
+    models = tuple(f"{n}{s}" for n in MINIATURE_MODELS for s in ("", "_preprocess", "_encoder"))
+    options = ServerOptions(
+        repository=root,
+        models=models,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        log_file=root.parent / "tritonserver-miniatures.log",
+    )
+    with LocalTritonServer(options) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(miniature_server: Any) -> Iterator[httpclient.InferenceServerClient]:
+    client = httpclient.InferenceServerClient(miniature_server.http_url)
+    yield client
+    client.close()
+
+
+def infer(
+    client: httpclient.InferenceServerClient, model: str, texts: list[str], role: str, **optional: str
+) -> dict[str, np.ndarray]:
+    columns = {"TEXT": texts, "ROLE": [role] * len(texts), **{k: [v] * len(texts) for k, v in optional.items()}}
+    inputs = []
+    for name, values in columns.items():
+        tensor = httpclient.InferInput(name, [len(texts), 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[v.encode()] for v in values], dtype=object))
+        inputs.append(tensor)
+    result = client.infer(model, inputs)
+    names = [o["name"] for o in result.get_response()["outputs"]]
+    return {name: result.as_numpy(name) for name in names}
+
+
+@pytest.mark.parametrize("name", MINIATURE_MODELS)
+def test_served_vectors_equal_the_oracle(client: httpclient.InferenceServerClient, name: str) -> None:
+    spec = mini_spec(name)
+    prompts = build_prompts(spec, QUERIES) + build_prompts(spec, DOCUMENTS)
+    expected = oracle(name).embed_prompts(prompts).dense
+    served = np.concatenate(
+        [
+            infer(client, name, list(QUERIES), "query")["EMBEDDING"],
+            infer(client, name, list(QUERIES), "document")["EMBEDDING"],
+            infer(client, name, list(DOCUMENTS), "query")["EMBEDDING"],
+            infer(client, name, list(DOCUMENTS), "document")["EMBEDDING"],
+        ]
+    )
+    assert served.shape == (len(prompts), spec.dim)
+    assert float(cosine_rows(served, expected).min()) >= 0.9999
+    singles = np.concatenate([infer(client, name, [t], "query")["EMBEDDING"] for t in QUERIES])
+    assert float(cosine_rows(singles, served[: len(QUERIES)]).min()) >= 0.99999
+
+
+@pytest.mark.parametrize("name", ["e5-mistral-7b-instruct", "gte-Qwen2-7B-instruct", "NV-Embed-v2"])
+def test_served_instruction_is_the_oracles(client: httpclient.InferenceServerClient, name: str) -> None:
+    spec = mini_spec(name)
+    templates = PromptTemplates.from_config(spec.runtime_config())
+    instruction = "Given a claim, find documents that refute the claim"
+    prompts = [resolve_prompt(templates, t, "query", instruction=instruction) for t in QUERIES]
+    served = infer(client, name, list(QUERIES), "query", INSTRUCTION=instruction)["EMBEDDING"]
+    assert float(cosine_rows(served, oracle(name).embed_prompts(prompts).dense).min()) >= 0.9999
+    default = infer(client, name, list(QUERIES), "query")["EMBEDDING"]
+    assert float(cosine_rows(served, default).max()) < 0.9999, "the instruction must change the vector"
+
+
+def test_served_bge_m3_sparse_and_colbert(client: httpclient.InferenceServerClient) -> None:
+    name = "bge-m3"
+    texts = [*QUERIES, *DOCUMENTS, "the the the cat"]
+    spec = mini_spec(name)
+    expected = oracle(name).embed_prompts(build_prompts(spec, texts)[: len(texts)])
+    out = infer(client, name, texts, "query")
+    counts = out["TOKEN_COUNT"].reshape(-1)
+    width = out["TOKEN_IDS"].shape[1]
+    assert out["SPARSE_WEIGHTS"].shape == (len(texts), width)
+    assert out["COLBERT_VECTORS"].shape == (len(texts), width, spec.dim)
+    assert expected.sparse is not None and expected.colbert is not None
+    for row, count in enumerate(counts.tolist()):
+        weights = lexical_weights(out["TOKEN_IDS"][row, :count], out["SPARSE_WEIGHTS"][row, :count])
+        assert sparse_difference(weights, expected.sparse[row]) <= 1e-5
+        colbert = out["COLBERT_VECTORS"][row]
+        assert np.allclose(np.linalg.norm(colbert[1:count], axis=1), 1.0, atol=1e-5)
+        assert not colbert[0].any() and not colbert[count:].any(), "CLS and padding rows are zero"
+        assert float(np.sum(colbert[1:count] * expected.colbert[row], axis=1).min()) >= 0.9999
