@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from instruct_embed.client.lexical import lexical_weights
 from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder
 from instruct_embed.model_repository.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
 from instruct_embed.model_repository.runtime.tokenization import PromptTokenizer, TokenizerSettings
@@ -61,15 +62,6 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return np.sum(a * b, axis=1)
-
-
-def lexical_weights(token_ids: np.ndarray, weights: np.ndarray) -> dict[int, float]:
-    """Per-token weights of one text -> {token id: max weight} over positive weights (BGE-M3's sparse form)."""
-    result: dict[int, float] = {}
-    for token, weight in zip(token_ids.tolist(), weights.tolist(), strict=True):
-        if weight > 0 and weight > result.get(token, 0.0):
-            result[token] = weight
-    return result
 
 
 def sparse_difference(a: dict[int, float], b: dict[int, float]) -> float:

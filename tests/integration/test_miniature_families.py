@@ -7,9 +7,12 @@ BGE-M3's sparse maxima and ColBERT masking, 16-bit graphs and the external-data 
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import onnx
 import pytest
+import sentencepiece
 import torch
 from instruct_embed.export.families import build_module
 from instruct_embed.export.loading import RemoteCodeRefused
@@ -25,6 +28,7 @@ from instruct_embed.export.validate import (
 from instruct_embed.model_repository.render import ModelArtifacts, render_model
 from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder
 from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
+from tokenizers import Tokenizer
 
 from instruct_embed.catalog import Precision, get_spec
 from tests.miniature_support import DOCUMENTS, MINIATURE_MODELS, QUERIES, mini_spec, oracle, prepared
@@ -34,6 +38,16 @@ pytestmark = pytest.mark.slow
 # One per family: the gte-Qwen2 sizes differ only in the real model's width.
 FAMILY_MODELS = tuple(n for n in MINIATURE_MODELS if n != "gte-Qwen2-1.5B-instruct")
 BIDIRECTIONAL = ("gte-Qwen2-7B-instruct", "NV-Embed-v2", "bge-m3", "e5-large-v2")
+
+
+TOKENIZER_TEXTS = (
+    "Instruct: Given a web search query, retrieve relevant passages\nQuery: how much protein",
+    "Le chat est  assis sur le tapis.  ",
+    "東京は日本の首都です。",
+    "\U0001f600 emoji and naïve café",
+    "a\tb\n\nc",
+    " leading space",
+)
 
 
 def graph_feed(encoder: OrtEncoder, batch) -> dict[str, np.ndarray]:
@@ -51,6 +65,31 @@ def test_exported_graph_matches_the_oracle_and_batch_equals_single(name: str) ->
     if name == "bge-m3":
         assert report.sparse_max_rel_diff is not None and report.sparse_max_rel_diff <= 1e-5
         assert report.colbert_min_cosine is not None and report.colbert_min_cosine >= 0.9999
+
+
+@pytest.mark.parametrize("name", FAMILY_MODELS)
+def test_server_tokenizer_agrees_with_transformers(name: str) -> None:
+    # The server tokenises with the tokenizers library, the oracle with AutoTokenizer: same ids, or parity
+    # would compare different inputs (transformers 4.57 warns about regexes on some of these files).
+    tokenizer = Tokenizer.from_file(str(prepared(name).hf_dir / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    auto = oracle(name).tokenizer
+    for text in TOKENIZER_TEXTS:
+        assert tokenizer.encode(text).ids == auto(text)["input_ids"], text
+
+
+def test_mistral_tokenizer_json_equals_sentencepiece() -> None:
+    from instruct_embed.local_models.miniature_tokenizers import MISTRAL_COMMON, MISTRAL_V1_MEMBER
+    from instruct_embed.local_models.wheels import fetch_wheel
+    from instruct_embed.paths import wheel_cache
+
+    with zipfile.ZipFile(fetch_wheel(MISTRAL_COMMON, wheel_cache())) as zf:
+        processor = sentencepiece.SentencePieceProcessor(model_proto=zf.read(MISTRAL_V1_MEMBER))
+    tokenizer = Tokenizer.from_file(str(prepared("e5-mistral-7b-instruct").hf_dir / "tokenizer.json"))
+    assert tokenizer.get_vocab_size() == processor.get_piece_size() == 32000
+    for text in TOKENIZER_TEXTS:
+        assert tokenizer.encode(text).ids == [1, *processor.encode(text)], text  # BOS, no EOS
 
 
 @pytest.mark.parametrize("name", FAMILY_MODELS)

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from instruct_embed.export.validate import build_prompts, cosine_rows, lexical_weights, sparse_difference
+from instruct_embed.client.lexical import lexical_weights
+from instruct_embed.export.validate import build_prompts, cosine_rows, sparse_difference
 from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
 
 from tests.miniature_support import DOCUMENTS, MINIATURE_MODELS, QUERIES, mini_spec, oracle, prepared
