@@ -42,6 +42,7 @@ class GpuServingOptions:
     queue_timeout_us: int = 2_000_000  # reject what waited 2 s: the caller has likely given up
     max_queue_size: int | None = None  # None: 8 full batches; beyond that reject at once (back-pressure)
     preprocess_instances: int = 4  # tokenisation is CPU-bound; one Python process cannot keep a GPU busy
+    priority_levels: int = 2  # as on CPU: queries (priority 1) overtake queued documents; 0 disables
     warmup: bool = True
 
 
@@ -52,7 +53,11 @@ def _spec_parameter(config: mc.ModelConfig, **changes: object) -> None:
 
 
 def _cpu_options(plan: BatchingPlan, options: GpuServingOptions) -> ServingOptions:
-    return ServingOptions(max_batch_size=plan.max_batch_size, preprocess_instances=options.preprocess_instances)
+    return ServingOptions(
+        max_batch_size=plan.max_batch_size,
+        preprocess_instances=options.preprocess_instances,
+        priority_levels=options.priority_levels,
+    )
 
 
 def gpu_preprocess_config(
@@ -98,6 +103,9 @@ def _batching(config: mc.ModelConfig, plan: BatchingPlan, options: GpuServingOpt
     policy.default_timeout_microseconds = options.queue_timeout_us
     policy.allow_timeout_override = True
     policy.max_queue_size = options.max_queue_size or 8 * plan.max_batch_size
+    if options.priority_levels > 1:
+        batching.priority_levels = options.priority_levels
+        batching.default_priority_level = options.priority_levels
 
 
 def tensorrt_encoder_config(
@@ -170,6 +178,7 @@ def ort_tensorrt_ep_config(
         max_queue_delay_us=options.max_queue_delay_us,
         encoder_instances=options.instances_per_gpu,
         gpu=True,
+        priority_levels=options.priority_levels,
     )
     config = encoder_config(spec, serving)
     config.instance_group[0].gpus.extend(options.gpus)

@@ -86,6 +86,7 @@ def render_ort_tensorrt_ep_model(
         max_batch_size=plan.max_batch_size,
         preprocess_instances=options.preprocess_instances,
         gpu=True,
+        priority_levels=options.priority_levels,
     )
     folders = render_model(spec, artifacts, repository, serving)
     ensemble_dir, preprocess_dir, encoder_dir = folders

@@ -98,6 +98,9 @@ def test_tensorrt_repository_is_complete_and_consistent(name: str, tokenizer_jso
     assert set(batching.preferred_batch_size) <= set(range(1, plan.max_batch_size + 1))
     assert batching.default_queue_policy.timeout_action == mc.ModelQueuePolicy.REJECT
     assert batching.default_queue_policy.max_queue_size == 8 * plan.max_batch_size
+    # Queries (priority 1) overtake documents on the GPU as on the CPU; the preprocess step agrees.
+    assert (batching.priority_levels, batching.default_priority_level) == (2, 2)
+    assert preprocess.dynamic_batching.priority_levels == 2
 
     # Warmup: real ids at both ends of every profile, mask of ones, files of exactly one sample each.
     corners = set()
@@ -169,6 +172,8 @@ def test_onnxruntime_tensorrt_ep_config(name: str) -> None:
     plan = plan_batching(spec)
     config = ort_tensorrt_ep_config(spec, plan, encoder_input_names(spec))
     assert config.backend == "onnxruntime" and config.max_batch_size == plan.max_batch_size
+    assert config.dynamic_batching.priority_levels == 2
+    assert list(config.dynamic_batching.preferred_batch_size) == list(plan.preferred_batch_sizes)
     assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
     (accelerator,) = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert accelerator.name == "tensorrt"
