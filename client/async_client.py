@@ -114,7 +114,10 @@ class AsyncEmbedClient:
             async with gate:
                 result = await self._call(
                     lambda: self._client.infer(
-                        model, build_inputs(self._module, batch, request), outputs=requested_outputs(self._module)
+                        model,
+                        build_inputs(self._module, batch, request),
+                        outputs=requested_outputs(self._module),
+                        priority=request.priority,
                     ),
                     model,
                 )

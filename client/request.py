@@ -12,6 +12,7 @@ import numpy as np
 SPEC_PARAMETER = "instruct_embed_spec"
 ROLES = ("query", "document", "raw")
 TRUNCATE_MODES = ("end", "start", "none")
+QUERY_PRIORITY = 1  # the rendered configs give bulk the last of their priority levels
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class EncodeRequest:
     task: str | None = None
     instruction: str | None = None
     truncate: str = "end"
+    priority: int = 0  # Triton priority level; 0 = the model's default (bulk). Queries go ahead at level 1.
 
     @classmethod
     def make(
@@ -54,9 +56,15 @@ class EncodeRequest:
         task: str | None = None,
         instruction: str | None = None,
         truncate: str = "end",
+        priority: int | None = None,
     ) -> EncodeRequest:
-        """Checks nothing the server checks (roles, tasks): its errors name the allowed values."""
-        return cls(role or ("query" if is_query else "document"), task or None, instruction or None, truncate)
+        """Checks nothing the server checks (roles, tasks): its errors name the allowed values.
+
+        Unless `priority` is given, queries are sent at level 1, ahead of bulk documents (level 0: default).
+        """
+        chosen = role or ("query" if is_query else "document")
+        level = priority if priority is not None else (QUERY_PRIORITY if chosen == "query" else 0)
+        return cls(chosen, task or None, instruction or None, truncate, level)
 
 
 @dataclass(frozen=True)

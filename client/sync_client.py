@@ -185,7 +185,7 @@ class EmbedClient:
 
     def _infer(self, model: str, texts: list[str], request: EncodeRequest) -> tuple[np.ndarray, np.ndarray]:
         inputs = build_inputs(self._module, texts, request)
-        result = self._client().infer(model, inputs, outputs=requested_outputs(self._module))
+        result = self._client().infer(model, inputs, outputs=requested_outputs(self._module), priority=request.priority)
         return result.as_numpy("EMBEDDING"), result.as_numpy("TOKEN_COUNT").reshape(-1)
 
     def _call(self, request: Callable[[], Any], model: str) -> Any:
