@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ from .schemas import (
 )
 
 TRUNCATE = {"end": "end", "start": "start", "none": "none"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return GatewayError(400, f"invalid request: {first.get('msg', 'malformed body')}", param).response()
 
     @app.middleware("http")
-    async def _guard(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if settings.api_key and request.url.path.startswith("/v1/"):
             supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             # Constant-time comparison: response timing must not reveal how much of a guessed key matched.
@@ -154,7 +156,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     return app
 
 
-async def _triton_call(awaitable):  # type: ignore[no-untyped-def]
+async def _triton_call(awaitable: Awaitable[T]) -> T:
     """Await a client call, mapping its typed errors to OpenAI-shaped HTTP errors."""
     try:
         return await awaitable
