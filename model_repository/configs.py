@@ -14,6 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from instruct_embed.catalog import ModelSpec
 from instruct_embed.catalog.tensors import INPUT_IDS, TOKEN_IDS, encoder_input_names, encoder_outputs
 
+from .runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, outputs_to_parameter
 from .runtime.preprocess import SPEC_PARAMETER
 from .targets import EncoderTarget
 
@@ -36,6 +37,12 @@ class ServingOptions:
     token_budget: int = 8192  # padded tokens per encoder run (python_ort): bounds one run, sorts out padding
     priority_levels: int = 2  # 1 = queries (the SDK sends them so), 2 = everything else; 0 disables priorities
     tokenizer_threads: int = 1  # per preprocess instance, so instances do not fight over the cores
+    # ONNX Runtime's intra-op threads busy-wait between runs when on: faster alone, but they steal the cores the
+    # preprocess step and the clients need on a small machine (measure both: benchmarks/side_by_side.py).
+    ort_allow_spinning: bool = False
+    # The ensemble answers a request identical to an earlier one from Triton's response cache (repeated queries);
+    # the server must be started with a cache (`--cache-config local,size=N`: ServerOptions.response_cache_bytes).
+    response_cache: bool = False
 
 
 def preprocess_name(spec: ModelSpec) -> str:
@@ -95,6 +102,11 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.parameters["ort_intra_op_threads"].string_value = str(options.ort_intra_op_threads)
         config.parameters["token_budget"].string_value = str(options.token_budget)
         config.parameters["max_rows_per_run"].string_value = str(options.max_batch_size)
+        config.parameters["ort_allow_spinning"].string_value = "1" if options.ort_allow_spinning else "0"
+    elif options.target is EncoderTarget.NULL:
+        config.backend = "python"
+        null_outputs = [NullOutput(o.name, o.dims, o.per_token) for o in encoder_outputs(spec)]
+        config.parameters[OUTPUTS_PARAMETER].string_value = outputs_to_parameter(null_outputs)
     elif options.target is EncoderTarget.ONNXRUNTIME:
         config.backend = "onnxruntime"
         config.default_model_filename = EncoderTarget.ONNXRUNTIME.model_file
@@ -103,7 +115,7 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.default_model_filename = EncoderTarget.TENSORRT.model_file
     for name in encoder_input_names(spec):
         _add_tensor(config.input, name, mc.TYPE_INT64, [-1])
-        if options.target is EncoderTarget.PYTHON_ORT:
+        if options.target in (EncoderTarget.PYTHON_ORT, EncoderTarget.NULL):
             # Requests of different lengths may share one execute(): the model re-batches their rows by length.
             config.input[-1].allow_ragged_batch = True
     for output in encoder_outputs(spec):
@@ -128,6 +140,8 @@ def ensemble_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     if per_token:
         _add_tensor(config.output, TOKEN_IDS, mc.TYPE_INT64, [-1])
     _spec_parameter(config, spec)
+    if options.response_cache:
+        config.response_cache.enable = True
     steps = config.ensemble_scheduling.step
     pre = steps.add(model_name=preprocess_name(spec), model_version=-1)
     for name in ("TEXT", *OPTIONAL_TEXT_INPUTS):

@@ -85,6 +85,9 @@ def render_model(
     shutil.copyfile(artifacts.tokenizer_json, version_dir / TOKENIZER_FILE)
 
     write_config(encoder_config(spec, options), encoder_dir)
+    if options.target is EncoderTarget.NULL:
+        _python_model(encoder_dir, "null_encoder_model.py")  # no graph: the outputs cost nothing
+        return [ensemble_dir, preprocess_dir, encoder_dir]
     if options.target is EncoderTarget.PYTHON_ORT:
         version_dir = _python_model(encoder_dir, "ort_encoder_model.py")
     else:

@@ -10,12 +10,14 @@ class EncoderTarget(StrEnum):
 
     python_ort: ONNX Runtime inside a Python-backend model (the bundled CPU server has only that backend);
     onnxruntime: Triton's onnxruntime_onnx backend (the NGC container), CPU or GPU;
-    tensorrt: a TensorRT plan behind the tensorrt_plan backend (GPU, built by build-engine).
+    tensorrt: a TensorRT plan behind the tensorrt_plan backend (GPU, built by build-engine);
+    null: no model, right-shaped outputs at no cost (Python backend): measures the pipeline's own ceiling.
     """
 
     PYTHON_ORT = "python_ort"
     ONNXRUNTIME = "onnxruntime"
     TENSORRT = "tensorrt"
+    NULL = "null"
 
     @property
     def model_file(self) -> str:
