@@ -44,6 +44,13 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         "--trust-remote-code", action="store_true", help="allow the model's own modeling code (read it first)"
     )
     p.add_argument("--force", action="store_true", help="export and validate again even if up to date")
+    p.add_argument(
+        "--optimize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fuse the graph with ONNX Runtime's transformer optimiser via optimum (default: BERT/XLM-R families "
+        "on ONNX Runtime targets)",
+    )
     p.add_argument("--json", action="store_true", help="print the produced paths as JSON")
 
 
@@ -108,6 +115,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         repository=args.repository,
         serving=ServingOptions(target=parse_enum(EncoderTarget, args.target, "target")),
         force=args.force,
+        optimize=args.optimize,
     )
     prepared = prepare_model(args.model, options)
     if args.json:

@@ -7,14 +7,17 @@ re-renders the repository (cheap) and prints the same paths.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
+from instruct_embed.export.optimize import can_optimize, optimize_onnx
 from instruct_embed.export.validate import ValidationReport, validate_onnx, validation_tolerance
 from instruct_embed.model_repository.configs import ServingOptions
 from instruct_embed.model_repository.render import ModelArtifacts, render_model
+from instruct_embed.model_repository.targets import EncoderTarget
 from instruct_embed.paths import ModelPaths, miniature_repository_dir, model_paths, repository_dir, wheel_cache
 
 
@@ -27,6 +30,8 @@ class PrepareOptions:
     repository: Path | None = None
     serving: ServingOptions = field(default_factory=ServingOptions)
     force: bool = False
+    # ONNX Runtime graph fusion (optimum) for encoder families served by ONNX Runtime; None: where it applies.
+    optimize: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -84,19 +89,46 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
         # The miniature's own dim and length: export, validation and rendering all see the adapted spec.
         spec = miniature_spec(spec, hf_dir)
     onnx_path = paths.onnx_file(options.precision.value)
-    report_file = onnx_path.with_suffix(".validation.txt")
     weights = [*sorted(hf_dir.glob("*.safetensors")), hf_dir / "config.json"]
-    if options.force or not _is_fresh(report_file, [*weights, onnx_path]) or not _is_fresh(onnx_path, weights):
-        export = ExportOptions(precision=options.precision, trust_remote_code=options.trust_remote_code)
-        export_onnx(spec, hf_dir, onnx_path, export)
+    report = _export_validated(spec, hf_dir, onnx_path, weights, options)
+    served = onnx_path
+    if _wants_optimization(spec, options):
+        fused = onnx_path.with_name(onnx_path.name.replace(".onnx", ".ort-fused.onnx"))
+        fused_report = _validated(
+            fused, [onnx_path], options, spec, hf_dir, lambda: optimize_onnx(spec, hf_dir, onnx_path, fused)
+        )
+        served, report = fused, fused_report
+    repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
+    render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", served), repository, options.serving)
+    return PreparedModel(spec.name, hf_dir, served, repository, spec.license, report)
+
+
+def _wants_optimization(spec: ModelSpec, options: PrepareOptions) -> bool:
+    # TensorRT cannot parse ONNX Runtime's contrib ops; it fuses the plain graph itself.
+    applicable = can_optimize(spec) and options.serving.target is not EncoderTarget.TENSORRT
+    return applicable if options.optimize is None else options.optimize and applicable
+
+
+def _export_validated(
+    spec: ModelSpec, hf_dir: Path, onnx_path: Path, weights: list[Path], options: PrepareOptions
+) -> str:
+    export = ExportOptions(precision=options.precision, trust_remote_code=options.trust_remote_code)
+    return _validated(onnx_path, weights, options, spec, hf_dir, lambda: export_onnx(spec, hf_dir, onnx_path, export))
+
+
+def _validated(
+    graph: Path, inputs: list[Path], options: PrepareOptions, spec: ModelSpec, hf_dir: Path, build: Callable[[], Path]
+) -> str:
+    """Build `graph` unless it and its validation report are newer than `inputs`; validate after every build."""
+    report_file = graph.with_suffix(".validation.txt")
+    if options.force or not _is_fresh(report_file, [*inputs, graph]) or not _is_fresh(graph, inputs):
+        build()
         report: ValidationReport = validate_onnx(
             spec,
             hf_dir,
-            onnx_path,
+            graph,
             trust_remote_code=options.trust_remote_code,
             tolerance=validation_tolerance(spec, options.precision),
         )
         report_file.write_text(f"{options.precision.value}: {report}")
-    repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
-    render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", onnx_path), repository, options.serving)
-    return PreparedModel(spec.name, hf_dir, onnx_path, repository, spec.license, report_file.read_text())
+    return report_file.read_text()
