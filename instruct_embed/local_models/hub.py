@@ -6,8 +6,11 @@ from pathlib import Path
 
 from instruct_embed.catalog import ModelSpec
 
-# Safetensors only: pickled weights of unknown origin are never loaded.
+# Safetensors only: pickled weights of unknown origin are never loaded. The exception is BGE-M3's two small
+# heads, published only as .pt state dicts: export reads them with torch.load(weights_only=True), which
+# unpickles tensors and nothing else.
 ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.py", "*.md", "1_Pooling/*"]
+ALLOW_PATTERNS += ["sparse_linear.pt", "colbert_linear.pt"]
 
 
 class HubUnavailable(RuntimeError):
