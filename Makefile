@@ -35,3 +35,7 @@ lint: setup ## ruff (lint + format check) and mypy
 format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+.PHONY: eval
+eval: setup ## SciFact nDCG@10 through a local server (e5-small: card/none/swapped, MiniLM); rewrites benchmarks/scifact.md
+	$(BIN)/python -m instruct_embed.benchmarks.run_scifact
