@@ -178,7 +178,7 @@ def _centre_sparse_head(encoder: torch.nn.Module, head: torch.nn.Linear, tokeniz
         ids = torch.tensor([encoding.ids])
         hidden = encoder(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
         scores.append(head(hidden).reshape(-1))
-    head.bias -= torch.quantile(torch.cat(scores), 0.1)
+    head.bias.sub_(torch.quantile(torch.cat(scores), 0.1))
 
 
 def _write_nv_embed(tokenizer: Tokenizer, stage: Path) -> None:
