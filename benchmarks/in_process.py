@@ -1,0 +1,93 @@
+"""The in-process baselines of the side-by-side run: the same model and texts without a server.
+
+InProcessOrt is the limit on this machine: the server's own tokenizer and ONNX Runtime encoder, every text known up
+front, all rows sorted by length into token-budgeted batches, no network and no process hops. SentenceTransformers
+is what most people run: PyTorch, `encode` with its own length sorting and batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _column(values: Sequence[str]) -> np.ndarray:
+    return np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
+
+
+class InProcessOrt:
+    """Tokenise with the runtime's Preprocessor, encode with OrtEncoder: one call, every row sorted and budgeted."""
+
+    def __init__(
+        self,
+        model: str,
+        hf_dir: Path,
+        onnx: Path,
+        threads: int,
+        token_budget: int = 8192,
+        max_rows: int = 64,
+        allow_spinning: bool = False,
+    ) -> None:
+        from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder, OrtSettings
+        from instruct_embed.model_repository.runtime.preprocess import Preprocessor
+
+        from instruct_embed.catalog import get_spec
+        from instruct_embed.catalog.tensors import encoder_input_names
+
+        spec = get_spec(model)
+        config = {**spec.runtime_config(), "encoder_inputs": list(encoder_input_names(spec))}
+        self.preprocessor = Preprocessor(config, hf_dir / "tokenizer.json")
+        settings = OrtSettings(
+            intra_op_threads=threads, allow_spinning=allow_spinning, token_budget=token_budget, max_rows=max_rows
+        )
+        self.encoder = OrtEncoder(str(onnx), settings)
+        self.label = f"in-process ONNX Runtime (token budget {token_budget}, {threads} threads)"
+        self.last_padding_efficiency = float("nan")
+
+    def embed(self, texts: Sequence[str], role: str) -> np.ndarray:
+        """float32 [n, dim] in input order; `texts` are raw (the template for `role` is applied here)."""
+        from instruct_embed.model_repository.runtime.ort_encoder import RunStats
+
+        feeds = self.preprocessor(_column(texts), role=_column([role] * len(texts)))
+        feeds.pop("TOKEN_COUNT")
+        stats = RunStats()
+        (result,) = self.encoder.run_requests([feeds], stats)
+        self.last_padding_efficiency = stats.real_tokens / stats.computed_tokens
+        return result["embedding"]
+
+
+class SentenceTransformersBaseline:
+    """sentence-transformers `encode` on CPU PyTorch, with the same templates, max length and thread count."""
+
+    def __init__(self, model: str, hf_dir: Path, threads: int, batch_size: int = 32) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from instruct_embed.catalog import get_spec
+
+        torch.set_num_threads(threads)
+        self.model_name = model
+        self.model = SentenceTransformer(str(hf_dir), device="cpu")
+        self.model.max_seq_length = get_spec(model).max_length
+        self.batch_size = batch_size
+        self.label = f"sentence-transformers {self._version()} (PyTorch, batch {batch_size}, {threads} threads)"
+
+    @staticmethod
+    def _version() -> str:
+        from importlib import metadata
+
+        return metadata.version("sentence-transformers")
+
+    def embed(self, texts: Sequence[str], role: str) -> np.ndarray:
+        from .texts import prompted
+
+        vectors = self.model.encode(
+            prompted(self.model_name, texts, role),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,321 @@
+"""`make bench`: our server against the in-process limit and sentence-transformers, one run, same machine.
+
+    python -m instruct_embed.benchmarks.side_by_side [--models M ...] [--docs N] [--repeats 3] [--quick]
+
+Same model, same texts (SciFact), same thread count for every system; each number is the median of `--repeats`
+runs and the ratios to the issue's targets are in one table. Scenarios, per model:
+  online    the 300 test queries, 1 text per request, 16 in flight, through the SDK (vs the same stream embedded
+            in-process in one call: length-sorted, token-budgeted: the optimum)
+  bulk      a fixed subset of the corpus through the SDK's bulk path; padding efficiency from the server's /metrics
+  priority  query p95 while document requests saturate the server, query priority on vs off (two repositories)
+  ceiling   the null encoder (no model) under perf_analyzer, short queries over gRPC, 16 in flight
+  cache     the 300 queries repeated under perf_analyzer, with and without Triton's response cache
+  tokenizer tokens/s of one preprocess instance (the server's Preprocessor, one thread)
+Writes results/side_by_side.json and results/side_by_side.md (tables) under benchmarks/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .ratios import Measurement, measurements_table, ratio_rows, ratio_table, save
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results"
+MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
+SCENARIOS = ("online", "bulk", "priority", "ceiling", "cache", "tokenizer")
+
+
+def serving_options(args: argparse.Namespace, **changes: object):
+    """The tuned CPU configuration the side-by-side run serves (flags below change it)."""
+    from instruct_embed.model_repository.configs import ServingOptions
+
+    options = ServingOptions(
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_us=args.queue_delay_us,
+        token_budget=args.token_budget,
+        ort_intra_op_threads=args.threads,
+        ort_allow_spinning=args.spinning,
+        preprocess_instances=args.preprocess_instances,
+    )
+    return replace(options, **changes)
+
+
+def _timed(repeats: int, run: Callable[[], object]) -> list[float]:
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    from instruct_embed.export.validate import cosine_rows
+
+    return float(np.min(cosine_rows(a, b)))
+
+
+class Run:
+    """Collects measurements for one model; each scenario is a method."""
+
+    def __init__(self, args: argparse.Namespace, model: str, texts, root: Path) -> None:
+        self.args, self.model, self.texts, self.root = args, model, texts, root
+        self.found: list[Measurement] = []
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def add(self, scenario: str, system: str, unit: str, values: Sequence[float], note: str = "") -> None:
+        m = Measurement(self.model, scenario, system, unit, tuple(float(v) for v in values), note)
+        self.found.append(m)
+        print(f"  {scenario:>12} | {system:<28} {m.median:10.4g} {unit}  ({', '.join(f'{v:.4g}' for v in values)})")
+
+    # -- the server -------------------------------------------------------------------------------------------
+    def server(self) -> None:
+        from . import load
+        from .serving import BenchServer, Variant
+
+        a, queries, documents = self.args, self.texts.queries, self.texts.documents
+        variant = Variant(f"sbs-{self.model}", self.model, serving_options(a))
+        with BenchServer(variant, self.root) as server:
+            self.hf_dir, self.onnx = server.hf_dir, server.onnx
+            url = server.url(a.protocol)
+            note = f"SDK {a.protocol}, 1 text/request, {a.concurrency} in flight"
+            if "online" in a.scenarios:
+                streams = [load.online_stream(url, a.protocol, self.model, queries, a.concurrency) for _ in a.runs]
+                self.add("online", "server", "texts/s", [s.throughput() for s in streams], note)
+                p95 = [float(np.percentile(s.latencies_ms, 95)) for s in streams]
+                self.add("online p95", "server", "ms", p95, note)
+            if "bulk" in a.scenarios:
+                load.bulk(url, a.protocol, self.model, documents[: a.max_batch_size], a.bulk_concurrency)  # warm
+                rates, efficiencies = [], []
+                for _ in a.runs:
+                    before = server.padding()
+                    seconds, vectors = load.bulk(url, a.protocol, self.model, documents, a.bulk_concurrency)
+                    window = server.padding() - before
+                    rates.append(len(documents) / seconds)
+                    efficiencies.append(window.efficiency)
+                self.vectors["server"] = vectors
+                note = f"SDK {a.protocol} bulk path, {a.bulk_concurrency} requests in flight"
+                self.add("bulk", "server", "texts/s", rates, note)
+                self.add("padding", "server", "real/computed", efficiencies, "encoder's /metrics counters")
+
+    # -- in-process baselines ---------------------------------------------------------------------------------
+    def in_process(self) -> None:
+        from .in_process import InProcessOrt, SentenceTransformersBaseline
+
+        a = self.args
+        if not hasattr(self, "hf_dir"):
+            from instruct_embed.prepare import PrepareOptions, prepare_model
+
+            prepared = prepare_model(self.model, PrepareOptions(repository=self.root / f"sbs-{self.model}"))
+            self.hf_dir, self.onnx = prepared.hf_dir, prepared.onnx
+        ort = InProcessOrt(
+            self.model, self.hf_dir, self.onnx, a.threads, a.token_budget, max_rows=64, allow_spinning=a.spinning
+        )
+        torch_st = SentenceTransformersBaseline(self.model, self.hf_dir, a.threads, batch_size=a.st_batch)
+        self.baseline("in-process ORT", ort, ort.label)
+        self.baseline("sentence-transformers", torch_st, torch_st.label)
+        if "bulk" in a.scenarios:
+            self.add("padding", "in-process ORT", "real/computed", [ort.last_padding_efficiency], "sub-batch plan")
+        del torch_st
+        gc.collect()
+        if "server" in self.vectors:
+            for system in ("in-process ORT", "sentence-transformers"):
+                if system in self.vectors:
+                    cosine = _min_cosine(self.vectors["server"], self.vectors[system])
+                    self.add("agreement", f"server vs {system}", "min cosine", [cosine], "same documents")
+        if "tokenizer" in a.scenarios:
+            self.tokenizer(ort)
+
+    def baseline(self, system: str, embedder, label: str) -> None:
+        a, queries, documents = self.args, self.texts.queries, self.texts.documents
+        embedder.embed(queries[:32], "query")  # warm-up
+        if "online" in a.scenarios:
+            seconds = _timed(a.repeats, lambda: embedder.embed(queries, "query"))
+            self.add("online", system, "texts/s", [len(queries) / s for s in seconds], label)
+        if "bulk" in a.scenarios:
+            seconds = _timed(a.repeats, lambda: self.vectors.update({system: embedder.embed(documents, "document")}))
+            self.add("bulk", system, "texts/s", [len(documents) / s for s in seconds], label)
+
+    def tokenizer(self, ort) -> None:
+        from .in_process import _column
+
+        for role, texts in (("document", self.texts.documents), ("query", self.texts.queries)):
+            tokens = int(ort.preprocessor(_column(texts), role=_column([role] * len(texts)))["TOKEN_COUNT"].sum())
+            seconds = _timed(
+                self.args.repeats, lambda t=texts, r=role: ort.preprocessor(_column(t), role=_column([r] * len(t)))
+            )
+            note = f"{role}s, one preprocess instance, 1 thread (TOKENIZERS_PARALLELISM=false, as in the server)"
+            self.add("tokenizer", f"Preprocessor, {role} texts", "tokens/s", [tokens / s for s in seconds], note)
+
+    # -- query priority ---------------------------------------------------------------------------------------
+    def priority(self) -> None:
+        from . import load
+        from .serving import BenchServer, Variant
+
+        a = self.args
+        probes = self.texts.queries[: a.probes]
+        for levels, label in ((2, "priority on"), (0, "priority off")):
+            options = serving_options(a, priority_levels=levels, max_batch_size=a.bulk_batch)
+            variant = Variant(f"sbs-{self.model}-priority-{levels}", self.model, options)
+            with BenchServer(variant, self.root) as server:
+                url = server.url(a.protocol)
+                runs = [
+                    load.queries_under_bulk_load(
+                        url, a.protocol, self.model, self.texts.documents, probes, a.bulk_requests, a.bulk_batch
+                    )
+                    for _ in a.runs
+                ]
+            note = (
+                f"{len(probes)} queries one at a time while {a.bulk_requests} requests of {a.bulk_batch} documents "
+                f"stay in flight; bulk ran {np.median([r.bulk_documents / r.seconds for r in runs]):.3g} docs/s"
+            )
+            self.add(label, "server", "ms", [r.p95() for r in runs], note)
+
+    # -- perf_analyzer: the null-encoder ceiling and the response cache --------------------------------------
+    def perf(self, scenario: str) -> None:
+        from instruct_embed.model_repository.targets import EncoderTarget
+
+        from .perf_analyzer import LoadPoint, PerfSettings, input_data, run_point
+        from .serving import BenchServer, Variant
+
+        a = self.args
+        folder = self.root / "perf" / self.model
+        folder.mkdir(parents=True, exist_ok=True)
+        texts = self.texts.short_queries if scenario == "ceiling" else self.texts.queries
+        data = folder / f"{scenario}.json"
+        data.write_text(json.dumps(input_data(texts, "query"), ensure_ascii=False))
+        point, settings = LoadPoint("concurrency", a.concurrency), PerfSettings(measurement_interval_ms=a.interval_ms)
+        if scenario == "ceiling":
+            cases = [("server null encoder", serving_options(a, target=EncoderTarget.NULL), 0)]
+        else:
+            cases = [
+                ("server, cache off", serving_options(a), 0),
+                ("server, response cache", serving_options(a, response_cache=True), 64 << 20),
+            ]
+        for system, options, cache_bytes in cases:
+            variant = Variant(f"sbs-{self.model}-{scenario}-{bool(cache_bytes)}", self.model, options, cache_bytes)
+            with BenchServer(variant, self.root) as server:
+                url = server.url("grpc")
+                rows = [run_point(self.model, url, "grpc", scenario, data, point, folder, settings)[0] for _ in a.runs]
+            kind = "short queries" if scenario == "ceiling" else "queries, cycled"
+            note = f"perf_analyzer gRPC, {len(texts)} {kind}, {a.concurrency} in flight"
+            self.add(scenario, system, "req/s", [r.throughput for r in rows], note)
+            self.add(f"{scenario} p95", system, "ms", [r.p95_ms for r in rows], note)
+
+
+def write_report(measurements: Sequence[Measurement], context: dict[str, object], path: Path) -> Path:
+    lines = [
+        f"# Side-by-side run, {context['date']}",
+        "",
+        f"Machine: {context['machine']}. Load average (1/5/15 min): {context['load_start']} at the start, "
+        f"{context['load_end']} at the end. Texts: {context['texts']}. Threads per system: {context['threads']}. "
+        f"Medians of {context['repeats']} repeats.",
+        "",
+        f"Command: `{context['command']}`",
+        "",
+        f"Server configuration: `{context['serving']}`",
+        "",
+        "## Ratios against the targets",
+        "",
+        ratio_table(ratio_rows(measurements)),
+        "",
+        "## Every measurement",
+        "",
+        measurements_table(measurements),
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in dict(context["versions"]).items()),  # type: ignore[call-overload]
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    parser.add_argument("--docs", type=int, default=500, help="documents for bulk (a fixed subset; 0: all 5,183)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the table shows medians")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT and torch threads, every system")
+    parser.add_argument("--protocol", default="grpc", choices=["grpc", "http"], help="the SDK's protocol")
+    parser.add_argument("--concurrency", type=int, default=16, help="online requests in flight")
+    parser.add_argument("--bulk-concurrency", type=int, default=2, help="bulk requests the SDK keeps in flight")
+    parser.add_argument("--max-batch-size", type=int, default=32, help="the served models' max_batch_size")
+    parser.add_argument("--queue-delay-us", type=int, default=2000, help="the encoder batcher's max queue delay")
+    parser.add_argument("--token-budget", type=int, default=8192, help="padded tokens per ONNX Runtime run")
+    parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's threads spin (server and ORT)")
+    parser.add_argument("--preprocess-instances", type=int, default=1)
+    parser.add_argument("--st-batch", type=int, default=32, help="sentence-transformers batch size (its default)")
+    parser.add_argument("--probes", type=int, default=20, help="queries timed per priority run")
+    parser.add_argument("--bulk-requests", type=int, default=3, help="document requests in flight (priority)")
+    parser.add_argument("--bulk-batch", type=int, default=8, help="documents per request and max_batch_size (priority)")
+    parser.add_argument("--interval-ms", type=int, default=4000, help="perf_analyzer's measurement window")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--wait-quiet", action="store_true", help="wait for a 1-minute load average below 1.5")
+    args = parser.parse_args(argv)
+    args.runs = range(args.repeats)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as in the server's stubs: one thread per tokenizer
+    import sys
+
+    from .machine import describe_load, load_average, machine, versions, wait_for_quiet
+    from .texts import load_texts
+
+    args = parse_args(argv)
+    texts = load_texts(max_docs=args.docs or None)
+    root = BENCH_DIR.parent / ".cache" / "bench" / "repositories"
+    if args.wait_quiet:
+        wait_for_quiet()
+    load_start = describe_load(load_average())
+    print(f"{machine()}; load average {load_start}; {texts.source}")
+    found: list[Measurement] = []
+    for model in args.models:
+        print(f"== {model}")
+        run = Run(args, model, texts, root)
+        if {"online", "bulk"} & set(args.scenarios):
+            run.server()
+        if {"online", "bulk", "tokenizer"} & set(args.scenarios):
+            run.in_process()
+        if "priority" in args.scenarios:
+            run.priority()
+        for scenario in ("ceiling", "cache"):
+            if scenario in args.scenarios:
+                run.perf(scenario)
+        found.extend(run.found)
+    context = {
+        "date": datetime.datetime.now().isoformat(timespec="minutes"),
+        "machine": machine(),
+        "load_start": load_start,
+        "load_end": describe_load(load_average()),
+        "texts": texts.source,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "serving": repr(serving_options(args)),
+        "command": "python -m instruct_embed.benchmarks.side_by_side "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "versions": versions(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    save(found, args.out / "side_by_side.json", context)
+    report = write_report(found, context, args.out / "side_by_side.md")
+    print(ratio_table(ratio_rows(found)))
+    print(f"wrote {report} (load average at the end {context['load_end']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""The benchmark harness's pure parts: perf_analyzer input data and CSV, /metrics parsing, the ratio table.
+
+Nothing here times anything: speed is measured by `make bench`, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from instruct_embed.benchmarks.perf_analyzer import (
+    LoadPoint,
+    PerfSettings,
+    command,
+    input_data,
+    mixed_input_data,
+    parse_csv,
+    read_rows,
+    write_input_sets,
+    write_rows,
+)
+from instruct_embed.benchmarks.ratios import Measurement, Target, measurements_table, ratio_rows, ratio_table
+from instruct_embed.benchmarks.serving import Padding, padding_counters, parse_metrics
+
+COLUMNS = (
+    "Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,"
+    "Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency"
+)
+CONCURRENCY_CSV = f"""Concurrency,{COLUMNS}
+4,705.243,3,3697,1,71,885,617,2,4006,7699,8624,11772
+16,1204.5,3,3697,2500,71,885,617,2,12000,15000,17500,21000
+"""
+RATE_CSV = f"""Request Rate,{COLUMNS}
+100,99.9,51,3056,1,66,794,328,0,3500,4000,4900,6000
+"""
+
+
+def test_input_data_is_one_request_per_text_with_its_role() -> None:
+    data = input_data(["what is B12?", "proteins"], "query")
+    assert data == {
+        "data": [
+            {"TEXT": {"content": ["what is B12?"], "shape": [1]}, "ROLE": {"content": ["query"], "shape": [1]}},
+            {"TEXT": {"content": ["proteins"], "shape": [1]}, "ROLE": {"content": ["query"], "shape": [1]}},
+        ]
+    }
+    with pytest.raises(ValueError):
+        input_data([], "query")
+
+
+def test_mixed_input_puts_a_document_after_every_three_queries() -> None:
+    queries = [f"q{i}" for i in range(8)]
+    data = mixed_input_data(queries, ["d0", "d1"], document_every=4)
+    texts = [(e["TEXT"]["content"][0], e["ROLE"]["content"][0]) for e in data["data"]]
+    assert texts == [
+        ("q0", "query"),
+        ("q1", "query"),
+        ("q2", "query"),
+        ("d0", "document"),
+        ("q4", "query"),
+        ("q5", "query"),
+        ("q6", "query"),
+        ("d1", "document"),
+    ]
+
+
+def test_input_sets_are_written_as_json_that_keeps_unicode(tmp_path: Path) -> None:
+    paths = write_input_sets(["Größe?"], ["Zellen \u00b5m"], tmp_path)
+    assert sorted(paths) == ["documents", "mixed", "queries"]
+    assert "Größe?" in paths["queries"].read_text()
+    assert json.loads(paths["documents"].read_text())["data"][0]["ROLE"]["content"] == ["document"]
+
+
+def test_command_sets_the_load_the_window_and_the_csv(tmp_path: Path) -> None:
+    settings = PerfSettings(measurement_interval_ms=3000, stability_percentage=25, max_trials=5)
+    argv = command(
+        "m", "127.0.0.1:8001", "grpc", tmp_path / "q.json", LoadPoint("concurrency", 16), tmp_path / "o.csv", settings
+    )
+    joined = " ".join(argv)
+    assert "-m m -u 127.0.0.1:8001 -i grpc" in joined
+    assert "--concurrency-range 16 " in joined and "--measurement-interval 3000" in joined
+    assert argv[-2:] == ["-f", str(tmp_path / "o.csv")]
+    rate = command("m", "u", "http", tmp_path / "q.json", LoadPoint("request_rate", 250), tmp_path / "o.csv", settings)
+    assert "--request-rate-range 250" in " ".join(rate)
+
+
+def test_csv_rows_come_back_in_milliseconds() -> None:
+    rows = parse_csv(CONCURRENCY_CSV, "m", "grpc", "queries")
+    assert [r.load for r in rows] == [4, 16]
+    first = rows[0]
+    assert first.mode == "concurrency" and first.throughput == pytest.approx(705.243)
+    assert first.p95_ms == pytest.approx(8.624) and first.p50_ms == pytest.approx(4.006)
+    assert first.server_compute_ms == pytest.approx((71 + 885 + 617) / 1000)
+    (rate,) = parse_csv(RATE_CSV, "m", "http", "mixed")
+    assert rate.mode == "request_rate" and rate.load == 100 and rate.p99_ms == pytest.approx(6.0)
+
+
+def test_csv_with_an_unknown_first_column_is_refused() -> None:
+    with pytest.raises(ValueError, match="first column"):
+        parse_csv("Batch,Inferences/Second\n1,2\n", "m", "grpc", "queries")
+
+
+def test_rows_survive_a_round_trip_through_the_results_csv(tmp_path: Path) -> None:
+    rows = parse_csv(CONCURRENCY_CSV, "m", "grpc", "queries") + parse_csv(RATE_CSV, "m", "http", "mixed")
+    assert read_rows(write_rows(rows, tmp_path / "all.csv")) == rows
+
+
+METRICS = """# HELP instruct_embed_real_tokens_total Tokens of real text encoded
+# TYPE instruct_embed_real_tokens_total counter
+instruct_embed_real_tokens_total{model="m_encoder"} 900
+instruct_embed_real_tokens_total{model="other_encoder"} 5
+instruct_embed_computed_tokens_total{model="m_encoder"} 1000
+instruct_embed_sub_batches_total{model="m_encoder"} 7
+nv_cache_util 7.62939453125e-06
+not a metric line
+"""
+
+
+def test_padding_efficiency_is_read_from_the_encoders_counters() -> None:
+    samples = parse_metrics(METRICS)
+    assert {s.name for s in samples} >= {"instruct_embed_real_tokens_total", "nv_cache_util"}
+    counters = padding_counters(samples, "m_encoder")
+    assert counters == Padding(900, 1000, 7) and counters.efficiency == pytest.approx(0.9)
+    window = Padding(1900, 2100, 9) - counters
+    assert window == Padding(1000, 1100, 2) and window.efficiency == pytest.approx(1000 / 1100)
+
+
+def _m(scenario: str, system: str, values: tuple[float, ...], unit: str = "texts/s") -> Measurement:
+    return Measurement("m", scenario, system, unit, values)
+
+
+def test_ratio_rows_divide_medians_and_say_whether_the_target_is_met() -> None:
+    found = [
+        _m("bulk", "server", (90, 100, 110)),
+        _m("bulk", "in-process ORT", (100, 100, 1000)),
+        _m("padding", "server", (0.95,), "real/computed"),
+    ]
+    targets = (
+        Target("bulk ratio", ("bulk", "server"), ("bulk", "in-process ORT"), 0.9),
+        Target("padding", ("padding", "server"), None, 0.9),
+        Target("never measured", ("online", "server"), ("online", "in-process ORT"), 0.9),
+    )
+    rows = ratio_rows(found, targets)
+    assert [(r.target, round(r.value, 3), r.met) for r in rows] == [("bulk ratio", 1.0, True), ("padding", 0.95, True)]
+    table = ratio_table(rows)
+    assert "| m | bulk ratio | 100 / 100 texts/s | 1.00 | >= 0.9 | yes |" in table
+    assert "never measured" not in table
+
+
+def test_a_missed_target_is_reported_as_missed() -> None:
+    found = [_m("priority off", "server", (200.0,), "ms"), _m("priority on", "server", (100.0,), "ms")]
+    (row,) = ratio_rows(found, (Target("p95 off / on", ("priority off", "server"), ("priority on", "server"), 3.0),))
+    assert row.value == pytest.approx(2.0) and not row.met
+    assert "| no |" in ratio_table([row])
+
+
+def test_measurements_table_lists_every_repeat() -> None:
+    table = measurements_table([_m("online", "server", (1.0, 2.0, 3.0))])
+    assert "| m | online | server | 2 | texts/s | 1, 2, 3 |" in table
