@@ -39,3 +39,39 @@ format: setup ## apply ruff's formatting and safe fixes
 .PHONY: eval
 eval: setup ## SciFact nDCG@10 through a local server (e5-small: card/none/swapped, MiniLM); rewrites benchmarks/scifact.md
 	$(BIN)/python -m instruct_embed.benchmarks.run_scifact
+
+# Benchmarks (benchmarks/README.md). perf_analyzer comes from the tritonclient 2.48.0 manylinux1 wheel: the binaries
+# in newer wheels need glibc 2.38, Debian 12 has 2.36. It links libb64 (Debian libb64-0d) and libcudart.so.12 even
+# on CPU; the latter is taken from its PyPI wheel into $(BENCH)/lib, which the harness puts on LD_LIBRARY_PATH.
+BENCH := .cache/bench
+PERF_ANALYZER := $(BENCH)/bin/perf_analyzer
+TRITONCLIENT_PA := 2.48.0
+CUDART := 12.9.79
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: bench-setup bench
+
+$(PERF_ANALYZER):
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux1_x86_64 \
+		--python-version 3.11 -d $(BENCH)/wheels tritonclient==$(TRITONCLIENT_PA)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: -d $(BENCH)/wheels \
+		nvidia-cuda-runtime-cu12==$(CUDART)
+	mkdir -p $(BENCH)/bin $(BENCH)/lib
+	unzip -o -q -j $(BENCH)/wheels/nvidia_cuda_runtime_cu12-$(CUDART)-*.whl \
+		'nvidia/cuda_runtime/lib/libcudart.so.12' -d $(BENCH)/lib
+	unzip -o -q -j $(BENCH)/wheels/tritonclient-$(TRITONCLIENT_PA)-py3-none-manylinux1_x86_64.whl \
+		'tritonclient-$(TRITONCLIENT_PA).data/data/bin/perf_analyzer' -d $(BENCH)/bin
+	chmod +x $@
+
+bench-setup: setup $(PERF_ANALYZER) ## perf_analyzer 2.48.0 (+ libb64-0d, libcudart.so.12) and matplotlib for the plots
+	dpkg -s libb64-0d >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libb64-0d)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	LD_LIBRARY_PATH=$(BENCH)/lib $(PERF_ANALYZER) --version
+
+bench: bench-setup ## side-by-side run, perf_analyzer sweeps, plots; rewrites the tables in benchmarks/README.md
+	$(BIN)/python -m instruct_embed.benchmarks.side_by_side --wait-quiet
+	$(BIN)/python -m instruct_embed.benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small \
+		--concurrency 1,2,4,8,16 --request-rate 10,20,40
+	$(BIN)/python -m instruct_embed.benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small --target null \
+		--concurrency 1,2,4,8,16,32 --request-rate 250,500,1000
+	$(BIN)/python -m instruct_embed.benchmarks.plots benchmarks/results/perf_analyzer/*.csv
+	$(BIN)/python -m instruct_embed.benchmarks.report

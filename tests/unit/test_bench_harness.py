@@ -157,3 +157,15 @@ def test_a_missed_target_is_reported_as_missed() -> None:
 def test_measurements_table_lists_every_repeat() -> None:
     table = measurements_table([_m("online", "server", (1.0, 2.0, 3.0))])
     assert "| m | online | server | 2 | texts/s | 1, 2, 3 |" in table
+
+
+def test_report_rewrites_only_its_own_section() -> None:
+    from instruct_embed.benchmarks.report import perf_table, replace_section
+
+    document = "# Title\n<!-- perf:start -->\nold\n<!-- perf:end -->\nhand-written\n"
+    table = perf_table(parse_csv(RATE_CSV, "m", "http", "mixed"))
+    updated = replace_section(document, "perf", table)
+    assert updated.startswith("# Title\n<!-- perf:start -->\n| model |") and updated.endswith("hand-written\n")
+    assert "| m | http | mixed | 100 req/s offered | 99.9 | 3.5 | 4.9 | 6.0 |" in updated
+    with pytest.raises(ValueError, match="markers"):
+        replace_section("no markers", "perf", table)

@@ -1,0 +1,102 @@
+"""Markdown from the results: the side-by-side tables and the perf_analyzer sweeps, into benchmarks/README.md.
+
+    python -m instruct_embed.benchmarks.report [--results DIR] [--readme PATH]
+
+Only the text between the `<!-- NAME:start -->` / `<!-- NAME:end -->` markers is rewritten; the rest of the README
+(method, commands, the GPU plan) is written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from .perf_analyzer import PerfRow, read_rows
+from .ratios import load, measurements_table, ratio_rows, ratio_table
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def perf_table(rows: Sequence[PerfRow]) -> str:
+    lines = [
+        "| model | protocol | inputs | load | req/s | p50 ms | p95 ms | p99 ms | server queue ms | server compute ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        load_text = f"c={r.load:g}" if r.mode == "concurrency" else f"{r.load:g} req/s offered"
+        lines.append(
+            f"| {r.model} | {r.protocol} | {r.inputs} | {load_text} | {r.throughput:.1f} | {r.p50_ms:.1f} | "
+            f"{r.p95_ms:.1f} | {r.p99_ms:.1f} | {r.server_queue_ms:.1f} | {r.server_compute_ms:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def side_by_side_section(path: Path) -> str:
+    measurements, context = load(path)
+    return "\n".join(
+        [
+            f"Run {context['date']} on {context['machine']}; load average (1/5/15 min) {context['load_start']} at the "
+            f"start, {context['load_end']} at the end. {context['texts']}; {context['threads']} threads for every "
+            f"system; medians of {context['repeats']} repeats.",
+            "",
+            f"`{context['command']}`",
+            "",
+            ratio_table(ratio_rows(measurements)),
+            "",
+            "<details><summary>Every measurement (each repeat)</summary>",
+            "",
+            measurements_table(measurements),
+            "",
+            "</details>",
+            "",
+            f"Server configuration: `{context['serving']}`",
+            "",
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in dict(context["versions"]).items()),  # type: ignore[call-overload]
+        ]
+    )
+
+
+def perf_section(folder: Path, relative_to: Path) -> str:
+    parts = []
+    for csv_path in sorted(folder.glob("*.csv")):
+        rows = read_rows(csv_path)
+        if not rows:
+            continue
+        load_file = csv_path.with_suffix(".load.txt")
+        load_text = load_file.read_text().strip() if load_file.exists() else "not recorded"
+        parts += [f"### {csv_path.stem}", "", f"Load average (1/5/15 min): {load_text}.", ""]
+        for png in sorted(folder.glob(f"{csv_path.stem}-*.png")):
+            parts += [f"![{png.stem}]({png.relative_to(relative_to).as_posix()})", ""]
+        parts += [perf_table(rows), ""]
+    return "\n".join(parts).strip() or "(no perf_analyzer results yet: run `make bench`)"
+
+
+def replace_section(document: str, name: str, text: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in document or end not in document:
+        raise ValueError(f"the document lacks the {start} / {end} markers")
+    pattern = re.compile(f"{re.escape(start)}.*?{re.escape(end)}", flags=re.DOTALL)
+    return pattern.sub(lambda _: f"{start}\n{text}\n{end}", document)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--readme", type=Path, default=BENCH_DIR / "README.md")
+    args = parser.parse_args(argv)
+    document = args.readme.read_text()
+    side = args.results / "side_by_side.json"
+    if side.exists():
+        document = replace_section(document, "side-by-side", side_by_side_section(side))
+    perf = args.results / "perf_analyzer"
+    if perf.is_dir():
+        document = replace_section(document, "perf-analyzer", perf_section(perf, args.readme.parent))
+    args.readme.write_text(document)
+    print(f"updated {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
