@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from tokenizers import Tokenizer
 
+from . import windowing
 from .errors import RequestError
 from .prompting import Prompt
 
@@ -65,6 +66,8 @@ class PromptTokenizer:
                 raise ValueError(f"append token {settings.append_token!r} is not in the vocabulary")
             self._append_id = token_id
         self.pad_id = self._find_pad_id()
+        self._empty_ids = self._tokenizer.encode("", add_special_tokens=True).ids  # the specials alone
+        self.window_chars_per_token = windowing.CHARS_PER_TOKEN
 
     def _find_pad_id(self) -> int:
         for token in ("<pad>", "[PAD]", "<|endoftext|>", "</s>", "<unk>"):
@@ -79,51 +82,91 @@ class PromptTokenizer:
         return self.settings.max_length - (1 if self._append_id is not None else 0)
 
     def encode(self, prompts: Sequence[Prompt], truncate: str = "end") -> TokenBatch:
-        """Tokenise `prompts` and pad them into one batch (pad to the longest)."""
+        """Tokenise `prompts`, truncate each to the model's limit and pad them into one batch.
+
+        `end` drops tokens from the end of the text, `start` from its start; both keep the special tokens and
+        the prompt's prefix (the template and instruction), so a truncated query is still a query. `none`
+        raises RequestError for a text over the limit. Raises RequestError for an unknown mode.
+        """
         if truncate not in TRUNCATE_MODES:
             raise RequestError(f"unknown TRUNCATE {truncate!r}; allowed: {', '.join(TRUNCATE_MODES)}")
-        encodings = self._tokenizer.encode_batch(
-            [p.full for p in prompts], add_special_tokens=self.settings.add_special_tokens
-        )
-        rows = []
-        for index, encoding in enumerate(encodings):
-            ids = [i for i, m in zip(encoding.ids, encoding.attention_mask, strict=True) if m]
-            types = [t for t, m in zip(encoding.type_ids, encoding.attention_mask, strict=True) if m]
-            ids, types = self._truncate(ids, types, truncate, index)
-            if self._append_id is not None:
-                ids.append(self._append_id)
-                types.append(0)
-            rows.append((ids, types))
+        rows: list[tuple[list[int], list[int]]] = [([], [])] * len(prompts)
+        pending = list(range(len(prompts)))
+        chars = (self.budget + windowing.MARGIN_TOKENS) * self.window_chars_per_token
+        while pending:
+            cut = windowing.tail if truncate == "start" else windowing.head
+            windows = [cut(prompts[i].text, chars) for i in pending]
+            encodings = self._tokenizer.encode_batch(
+                [prompts[i].prefix + w.text for i, w in zip(pending, windows, strict=True)],
+                add_special_tokens=self.settings.add_special_tokens,
+            )
+            too_short = []
+            for index, window, encoding in zip(pending, windows, encodings, strict=True):
+                # Each Encoding property builds a new list: read each once.
+                kept = [k for k, m in enumerate(encoding.attention_mask) if m]
+                all_ids = encoding.ids
+                ids = [all_ids[k] for k in kept]
+                if window.cut and len(ids) < self.budget + windowing.MARGIN_TOKENS:
+                    too_short.append(index)  # the window may not stand for the whole text: widen it
+                    continue
+                all_types, all_offsets = encoding.type_ids, encoding.offsets
+                types = [all_types[k] for k in kept]
+                offsets = [all_offsets[k] for k in kept]
+                # The prefix's trailing space may tokenise with the text's first word: it belongs to the text.
+                prefix_tokens = self._prefix_tokens(ids, offsets, len(prompts[index].prefix.rstrip()))
+                ids, types = self._truncate(ids, types, truncate, index, prefix_tokens, window.cut)
+                if self._append_id is not None:
+                    ids.append(self._append_id)
+                    types.append(0)
+                rows[index] = (ids, types)
+            pending, chars = too_short, chars * 2
         instruction_lengths = self._instruction_lengths(prompts) if self.settings.mask_instruction else None
         return self._pad(rows, instruction_lengths)
 
-    def _truncate(self, ids: list[int], types: list[int], mode: str, index: int) -> tuple[list[int], list[int]]:
+    def _prefix_tokens(self, ids: list[int], offsets: list[tuple[int, int]], prefix_chars: int) -> int:
+        """How many tokens after the leading specials lie wholly inside the prompt's prefix."""
+        if not prefix_chars:
+            return 0
+        lead, tail = self._special_edges(ids)
+        count = 0
+        for _, end in offsets[lead : len(offsets) - tail]:
+            if end > prefix_chars:
+                break
+            count += 1
+        return count
+
+    def _truncate(
+        self, ids: list[int], types: list[int], mode: str, index: int, prefix_tokens: int, cut: bool
+    ) -> tuple[list[int], list[int]]:
         budget = self.budget
         if len(ids) <= budget:
             return ids, types
         if mode == "none":
+            count = f"at least {len(ids)}" if cut else str(len(ids))
             raise RequestError(
-                f"text {index} has {len(ids)} tokens, more than the model's limit of {budget}; "
+                f"text {index} has {count} tokens, more than the model's limit of {budget}; "
                 "shorten it or send TRUNCATE 'end' or 'start'"
             )
-        # Keep the leading/trailing special tokens the post-processor added (CLS/SEP, BOS).
+        # Keep the leading/trailing special tokens the post-processor added (CLS/SEP, BOS), and the prefix.
         lead, tail = self._special_edges(ids)
-        body_budget = budget - lead - tail
-        body = slice(lead, len(ids) - tail)
-        body_ids, body_types = ids[body], types[body]
-        if mode == "end":
-            body_ids, body_types = body_ids[:body_budget], body_types[:body_budget]
-        else:
-            body_ids, body_types = body_ids[-body_budget:], body_types[-body_budget:]
+        room = budget - lead - tail - prefix_tokens
+        if room <= 0:
+            raise RequestError(
+                f"text {index}: its template and instruction alone take {prefix_tokens} tokens, leaving no room "
+                f"for the text within the model's limit of {budget}; send a shorter INSTRUCTION"
+            )
+        head = slice(0, lead + prefix_tokens)
+        body = slice(lead + prefix_tokens, len(ids) - tail)
+        keep = slice(None, room) if mode == "end" else slice(-room, None)
         return (
-            ids[:lead] + body_ids + ids[len(ids) - tail :],
-            types[:lead] + body_types + types[len(types) - tail :],
+            ids[head] + ids[body][keep] + ids[len(ids) - tail :],
+            types[head] + types[body][keep] + types[len(types) - tail :],
         )
 
     def _special_edges(self, ids: list[int]) -> tuple[int, int]:
         if not self.settings.add_special_tokens:
             return 0, 0
-        probe = self._tokenizer.encode("", add_special_tokens=True).ids
+        probe = self._empty_ids
         lead = 0
         while lead < len(probe) and lead < len(ids) and ids[lead] == probe[lead]:
             lead += 1
