@@ -1,7 +1,7 @@
 """The instruct-embed client SDK (tritonclient HTTP and gRPC, sync and asyncio)."""
 
 from .async_client import AsyncEmbedClient
-from .errors import EmbedError, InvalidRequest, ModelNotFound, ServerUnavailable
+from .errors import EmbedError, InvalidRequest, ModelNotFound, ServerError, ServerUnavailable
 from .request import Item, ServedModel
 from .sync_client import EmbedClient, encode
 
@@ -13,6 +13,7 @@ __all__ = [
     "Item",
     "ModelNotFound",
     "ServedModel",
+    "ServerError",
     "ServerUnavailable",
     "encode",
 ]

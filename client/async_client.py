@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -146,6 +147,6 @@ class AsyncEmbedClient:
                 typed = ServerUnavailable(f"server unreachable at {self.url}: {error}")
             if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
                 raise typed
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # jitter: refused clients must not return in step
             delay *= 2
         raise AssertionError("unreachable")

@@ -20,4 +20,9 @@ class InvalidRequest(EmbedError):
 
 
 class ServerUnavailable(EmbedError):
-    """The server could not be reached or is overloaded (retried with backoff before this is raised)."""
+    """The server could not be reached, is overloaded (its queue is full or the wait ran out), or a model process
+    is down; retried with backoff before this is raised."""
+
+
+class ServerError(EmbedError):
+    """The server failed on a valid request (an internal error); not retried, the message says what failed."""

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidRequest
+
 SPEC_PARAMETER = "instruct_embed_spec"
 ROLES = ("query", "document", "raw")
 TRUNCATE_MODES = ("end", "start", "none")
@@ -26,8 +28,9 @@ Texts = str | Iterable[str | Item]
 
 
 def texts_of(texts: Texts) -> list[str]:
+    """The texts as strings; raises InvalidRequest for one that has no UTF-8 form (a lone surrogate)."""
     if isinstance(texts, str):
-        return [texts]
+        texts = [texts]
     out = []
     for entry in texts:
         if isinstance(entry, Item):
@@ -36,7 +39,19 @@ def texts_of(texts: Texts) -> list[str]:
             out.append(entry)
         else:
             raise TypeError(f"texts must be str or Item, got {type(entry).__name__}")
+        _check_utf8(out[-1], len(out) - 1)
     return out
+
+
+def _check_utf8(text: str, row: int) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequest(
+            f"text {row} is not valid UTF-8 ({error.reason} at character {error.start}); send Unicode text"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -111,6 +113,21 @@ class EmbedClient:
                 continue  # not one of ours
         return sorted(served, key=lambda m: m.name)
 
+    def reload(self, model: str) -> None:
+        """Unload and load `model`'s preprocess and encoder: fresh Python processes (the ensemble follows).
+
+        The fix for "Stub process ... is not healthy": Triton does not restart a model process that died. The
+        model is unavailable for the few seconds this takes. Needs the server's explicit model control (which
+        `instruct-embed serve` has; it also reloads on its own when a stub dies).
+        """
+        for step in (f"{model}_preprocess", f"{model}_encoder"):
+            self._call(functools.partial(self._repository, "unload_model", step), model)
+            self._call(functools.partial(self._repository, "load_model", step), model)
+        self._call(functools.partial(self._repository, "load_model", model), model)
+
+    def _repository(self, action: str, name: str) -> None:
+        getattr(self._client(), action)(name)
+
     # -- encoding ------------------------------------------------------------------------------------------------
     def encode(
         self,
@@ -200,7 +217,7 @@ class EmbedClient:
             if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
                 raise typed
             self._reset_connection()
-            time.sleep(delay)
+            time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: refused clients must not return in step
             delay *= 2
         raise AssertionError("unreachable")
 

@@ -32,6 +32,10 @@ class TritonPythonModel:
                 outputs = self.preprocessor(text, **optional)
                 tensors = [pb_utils.Tensor(name, value) for name, value in outputs.items()]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            except RequestError as error:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error))))
+            except RequestError as error:  # the caller's mistake: 400 / INVALID_ARGUMENT, not worth a retry
+                failure = pb_utils.TritonError(str(error), pb_utils.TritonError.INVALID_ARG)
+                responses.append(pb_utils.InferenceResponse(error=failure))
+            except Exception as error:  # a bug fails this request alone, never the others of the batch
+                failure = pb_utils.TritonError(f"preprocess failed: {type(error).__name__}: {error}")
+                responses.append(pb_utils.InferenceResponse(error=failure))
         return responses
