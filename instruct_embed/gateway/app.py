@@ -13,8 +13,16 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from instruct_embed.client import AsyncEmbedClient, EmbedError, InvalidRequest, ModelNotFound, ServerUnavailable
+from instruct_embed.client import (
+    AsyncEmbedClient,
+    EmbedError,
+    InvalidRequest,
+    ModelNotFound,
+    ServerError,
+    ServerUnavailable,
+)
 
 from .errors import GatewayError
 from .schemas import (
@@ -66,10 +74,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.triton = AsyncEmbedClient(settings.triton_grpc_url, "grpc")
+        # Readiness answers at once: no retries, so a dead model process shows in one probe.
+        app.state.probe = AsyncEmbedClient(settings.triton_grpc_url, "grpc", retries=0)
         try:
             yield
         finally:
             await app.state.triton.close()
+            await app.state.probe.close()
 
     app = FastAPI(title="instruct-embed gateway", lifespan=lifespan)
 
@@ -80,8 +91,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
-        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
-        return GatewayError(400, f"invalid request: {first.get('msg', 'malformed body')}", param).response()
+        location = [str(p) for p in first.get("loc", ())[1:]]
+        param = location[0] if location else None
+        message = f"invalid request: {first.get('msg', 'malformed body')}"
+        if param == "input":  # a union's first error speaks of strings only: say what is allowed
+            message = f"invalid request: input must be a string or a list of strings ({first.get('msg', '')})"
+        return GatewayError(400, message, param).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body that is not JSON, an unknown path) in the same OpenAI shape.
+        prefix = "invalid request: " if error.status_code == 400 else ""
+        return GatewayError(error.status_code, f"{prefix}{error.detail}").response()
 
     @app.middleware("http")
     async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -91,6 +112,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             if not hmac.compare_digest(supplied.encode(), settings.api_key.encode()):
                 return GatewayError(401, "missing or invalid API key", code="invalid_api_key").response()
         length = request.headers.get("content-length")
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            # A chunked body has no length to check before it is read whole: refuse it instead.
+            return GatewayError(
+                411, "send the body with a Content-Length header (chunked bodies are refused)"
+            ).response()
         if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
             return GatewayError(
                 413, f"request body of {length} bytes exceeds the limit of {settings.max_request_bytes}"
@@ -103,9 +129,25 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.get("/health/ready")
     async def ready(request: Request) -> Response:
-        if await request.app.state.triton.is_ready():
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "triton not ready"}, status_code=503)
+        """Ready when Triton is and every served model embeds a probe text.
+
+        Triton's own readiness stays true when a model's Python process has died; the probe does not.
+        """
+        probe: AsyncEmbedClient = request.app.state.probe
+        if not await probe.is_ready():
+            return JSONResponse({"status": "triton not ready"}, status_code=503)
+        failing = {}
+        try:
+            for served in await probe.models():
+                try:
+                    await probe.encode(served.name, ["ready?"], role="raw")
+                except EmbedError as error:
+                    failing[served.name] = error.server_message or str(error)
+        except EmbedError as error:
+            return JSONResponse({"status": "triton not ready", "error": str(error)}, status_code=503)
+        if failing:
+            return JSONResponse({"status": "models failing", "models": failing}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     @app.get("/v1/models")
     async def models(request: Request) -> ModelList:
@@ -135,7 +177,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if truncate is None:
             raise GatewayError(400, f"unknown truncate {body.truncate!r}; allowed: END, START, NONE", "truncate")
         triton: AsyncEmbedClient = request.app.state.triton
-        vectors, counts = await _triton_call(triton.encode_with_counts(model, texts, role=role, truncate=truncate))
+        vectors, counts = await _triton_call(
+            triton.encode_with_counts(
+                model, texts, role=role, task=body.task, instruction=body.instruction, truncate=truncate
+            )
+        )
         if body.dimensions is not None:
             served = await _triton_call(triton.model(model))
             from instruct_embed.client.batching import truncate_dimensions
@@ -163,8 +209,19 @@ async def _triton_call(awaitable: Awaitable[T]) -> T:
     except ModelNotFound as error:
         raise GatewayError(404, str(error), "model", "model_not_found") from None
     except InvalidRequest as error:
-        raise GatewayError(400, error.server_message or str(error), "input") from None
+        message = error.server_message or str(error)
+        raise GatewayError(400, message, _param_of(message)) from None
     except ServerUnavailable as error:
         raise GatewayError(503, str(error)) from None
+    except ServerError as error:
+        raise GatewayError(500, str(error)) from None
     except EmbedError as error:
         raise GatewayError(400, str(error)) from None
+
+
+def _param_of(message: str) -> str:
+    """The request field a server refusal is about (the server names its tensor)."""
+    for tensor, param in (("TASK", "task"), ("INSTRUCTION", "instruction"), ("TRUNCATE", "truncate")):
+        if tensor in message:
+            return param
+    return "input"

@@ -21,6 +21,8 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     truncate: str | None = Field(default=None, description="END (default) | START | NONE")
+    task: str | None = Field(default=None, description="a named task of the model (its instruction fills {task})")
+    instruction: str | None = Field(default=None, description="free-text instruction; overrides task")
     user: str | None = None
 
 
