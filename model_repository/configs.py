@@ -43,6 +43,11 @@ class ServingOptions:
     # The ensemble answers a request identical to an earlier one from Triton's response cache (repeated queries);
     # the server must be started with a cache (`--cache-config local,size=N`: ServerOptions.response_cache_bytes).
     response_cache: bool = False
+    # Overload control, on the preprocess and the encoder queues: past these, a request is refused at once with
+    # UNAVAILABLE (the SDK retries with backoff) instead of waiting minutes behind a spike.
+    max_queue_size: int = 64  # requests waiting per step (0: unbounded)
+    queue_timeout_us: int = 30_000_000  # a request still queued after this is refused (0: never)
+    allow_timeout_override: bool = True  # a request's own `timeout` parameter may set its wait instead
 
 
 def preprocess_name(spec: ModelSpec) -> str:
@@ -83,6 +88,7 @@ def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfi
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     config.dynamic_batching.SetInParent()
     _priorities(config, options)
+    _queue_policy(config, options)
     config.parameters["tokenizer_threads"].string_value = str(options.tokenizer_threads)
     _spec_parameter(config, spec)
     return config
@@ -93,6 +99,15 @@ def _priorities(config: mc.ModelConfig, options: ServingOptions) -> None:
     if options.priority_levels > 1:
         config.dynamic_batching.priority_levels = options.priority_levels
         config.dynamic_batching.default_priority_level = options.priority_levels
+
+
+def _queue_policy(config: mc.ModelConfig, options: ServingOptions) -> None:
+    """A bounded queue with a bounded wait; both refusals reach the client as UNAVAILABLE."""
+    policy = config.dynamic_batching.default_queue_policy  # every priority level's, unless one sets its own
+    policy.max_queue_size = options.max_queue_size
+    policy.timeout_action = mc.ModelQueuePolicy.REJECT
+    policy.default_timeout_microseconds = options.queue_timeout_us
+    policy.allow_timeout_override = options.allow_timeout_override
 
 
 def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
@@ -124,6 +139,7 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     config.instance_group.add(count=options.encoder_instances, kind=kind)
     config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
     _priorities(config, options)
+    _queue_policy(config, options)
     return config
 
 

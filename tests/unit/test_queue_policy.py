@@ -1,0 +1,37 @@
+"""Overload control in the rendered configs: bounded queues and waits on both steps, refusals as REJECT."""
+
+from __future__ import annotations
+
+import pytest
+from google.protobuf import text_format
+from instruct_embed.model_repository.configs import ServingOptions, encoder_config, preprocess_config
+from instruct_embed.model_repository.targets import EncoderTarget
+from tritonclient.grpc import model_config_pb2 as mc
+
+from instruct_embed.catalog import get_spec
+
+
+@pytest.mark.parametrize("target", [EncoderTarget.PYTHON_ORT, EncoderTarget.ONNXRUNTIME])
+def test_both_steps_refuse_past_a_bounded_queue_and_wait(target: EncoderTarget) -> None:
+    spec = get_spec("multilingual-e5-small")
+    options = ServingOptions(target=target)
+    for config in (preprocess_config(spec, options), encoder_config(spec, options)):
+        policy = config.dynamic_batching.default_queue_policy
+        assert policy.max_queue_size == 64
+        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
+        assert policy.default_timeout_microseconds == 30_000_000
+        assert policy.allow_timeout_override
+
+
+def test_the_limits_come_from_the_serving_options() -> None:
+    options = ServingOptions(max_queue_size=8, queue_timeout_us=2_000_000, allow_timeout_override=False)
+    config = encoder_config(get_spec("all-MiniLM-L6-v2"), options)
+    rendered = text_format.MessageToString(config)
+    assert "max_queue_size: 8" in rendered and "default_timeout_microseconds: 2000000" in rendered
+    assert not config.dynamic_batching.default_queue_policy.allow_timeout_override
+
+
+def test_zero_means_unbounded_as_in_triton() -> None:
+    config = preprocess_config(get_spec("all-MiniLM-L6-v2"), ServingOptions(max_queue_size=0, queue_timeout_us=0))
+    policy = config.dynamic_batching.default_queue_policy
+    assert policy.max_queue_size == 0 and policy.default_timeout_microseconds == 0
