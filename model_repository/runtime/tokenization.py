@@ -67,6 +67,10 @@ class PromptTokenizer:
             self._append_id = token_id
         self.pad_id = self._find_pad_id()
         self._empty_ids = self._tokenizer.encode("", add_special_tokens=True).ids  # the specials alone
+        if self._append_id is not None and settings.add_special_tokens and self._empty_ids[-1:] == [self._append_id]:
+            # This tokenizer.json's post-processor already ends every text with the token (gte-Qwen2's real
+            # tokenizer does): it is kept through truncation as a special, and appending again would double it.
+            self._append_id = None
         self.window_chars_per_token = windowing.CHARS_PER_TOKEN
 
     def _find_pad_id(self) -> int:

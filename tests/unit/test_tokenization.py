@@ -95,3 +95,14 @@ def test_pool_mask_zeroes_the_instruction_tokens(tmp_path: Path) -> None:
 def test_unknown_append_token_fails_at_load(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not in the vocabulary"):
         PromptTokenizer(write_tokenizer(tmp_path / "t.json"), TokenizerSettings(max_length=8, append_token="<eos>"))
+
+
+def test_an_end_token_the_tokenizer_already_adds_is_not_doubled(tmp_path: Path) -> None:
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 4)])
+    tokenizer.save(str(tmp_path / "t.json"))
+    tok = PromptTokenizer(str(tmp_path / "t.json"), TokenizerSettings(max_length=4, append_token="</s>"))
+    short, long = tok.encode([Prompt("", "a b"), Prompt("", "a b c d e")]).input_ids.tolist()
+    assert short[:3] == [5, 6, 4] and short.count(4) == 1
+    assert long == [5, 6, 7, 4]  # truncated to the limit, the end token kept once
