@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from instruct_embed.server import repository_api
 from instruct_embed.server.install import TritonInstall, find_triton
+from instruct_embed.server.stubs import StubWatchdog
 
 
 class ServerStartError(RuntimeError):
@@ -35,6 +37,9 @@ class ServerOptions:
     ready_timeout_s: float = 180.0
     response_cache_bytes: int = 0  # 0: no response cache
     exit_timeout_s: int = 30  # how long SIGTERM waits for in-flight requests (and open connections)
+    # Reload a model whose Python stub process died (Triton 2.51 does not restart it); needs `models`, whose
+    # explicit model control allows the reload.
+    restart_dead_stubs: bool = True
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -66,6 +71,7 @@ class LocalTritonServer:
         self.install = install or find_triton()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_file = options.log_file or options.repository.parent / "tritonserver.log"
+        self.watchdog: StubWatchdog | None = None
 
     @property
     def http_url(self) -> str:
@@ -136,14 +142,19 @@ class LocalTritonServer:
         except BaseException:
             self.stop()
             raise
+        if o.models and o.restart_dead_stubs:
+            self.watchdog = StubWatchdog(self.process.pid, self.http_url, o.repository).start()
         return self
 
     def is_ready(self) -> bool:
+        """Triton says ready and, once started, every Python model's stub process is alive."""
         try:
             with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
-                return bool(response.status == 200)
+                if response.status != 200:
+                    return False
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False
+        return self.watchdog is None or self.watchdog.healthy()
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -162,10 +173,21 @@ class LocalTritonServer:
             return "(no log)"
 
     def stop(self, timeout_s: float = 40.0) -> int | None:
-        """SIGTERM the process group, wait, then SIGKILL what remains. Returns the exit code."""
+        """Drain, SIGTERM the process group, wait, then SIGKILL what remains. Returns the exit code.
+
+        Draining unloads the ensembles first (explicit model control only) and waits up to `exit_timeout_s` for
+        their in-flight requests: once signalled, Triton refuses the encoder step of an ensemble request that is
+        still in its preprocess step ("Server is stopping"), so a plain SIGTERM would fail requests it accepted.
+        """
+        if self.watchdog is not None:
+            self.watchdog.stop()
+            self.watchdog = None
         if self.process is None:
             return None
         process, self.process = self.process, None
+        if self.options.models and process.poll() is None:
+            with contextlib.suppress(*repository_api.APIError):
+                repository_api.drain(self.http_url, self.options.exit_timeout_s)
         _signal_group(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=timeout_s)

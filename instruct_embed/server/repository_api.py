@@ -1,0 +1,64 @@
+"""Triton's model repository API over HTTP (explicit model control), with the standard library only.
+
+Used to reload a model whose Python process died, and to drain the ensembles before the server stops: Triton
+refuses new step requests as soon as it is signalled, so an ensemble request still between its preprocess and
+encoder steps would fail; unloading the ensembles first lets every accepted request finish.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+# What a failed call raises: urllib's errors are OSErrors; a malformed answer raises ValueError.
+APIError = (OSError, ValueError)
+
+
+def _call(http_url: str, path: str, body: bytes | None = None, timeout: float = 10.0) -> Any:
+    request = urllib.request.Request(f"http://{http_url}{path}", data=body, method="POST" if body else "GET")
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+def index(http_url: str) -> dict[str, str]:
+    """Every model in the repository and its state (READY, UNAVAILABLE, LOADING, UNLOADING)."""
+    return {entry["name"]: entry.get("state", "") for entry in _call(http_url, "/v2/repository/index", b"{}")}
+
+
+def load(http_url: str, name: str, timeout: float = 120.0) -> None:
+    """Load `name` (Triton reloads a loaded model only if its version folder changed since)."""
+    _call(http_url, f"/v2/repository/models/{name}/load", b"{}", timeout)
+
+
+def unload(http_url: str, name: str) -> None:
+    """Start unloading `name`: new requests are refused, in-flight ones finish first."""
+    _call(http_url, f"/v2/repository/models/{name}/unload", b"{}")
+
+
+def ensembles(http_url: str) -> list[str]:
+    """The READY models that are ensembles."""
+    ready = [name for name, state in index(http_url).items() if state == "READY"]
+    return [name for name in ready if _call(http_url, f"/v2/models/{name}/config").get("platform") == "ensemble"]
+
+
+def drain(http_url: str, timeout_s: float) -> bool:
+    """Unload the ensembles and wait (at most `timeout_s`) until their in-flight requests are done.
+
+    Returns True when every ensemble finished unloading in time. Raises APIError when the server cannot be
+    asked (it is gone, or runs without explicit model control).
+    """
+    names = ensembles(http_url)
+    for name in names:
+        unload(http_url, name)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        states = index(http_url)
+        if all(states.get(name) not in ("READY", "UNLOADING") for name in names):
+            return True
+        time.sleep(0.1)
+    return False
