@@ -47,12 +47,14 @@ class AsyncEmbedClient:
         retries: int = 3,
         backoff_s: float = 0.2,
         concurrency: int = 4,
+        on_retry: Callable[[ServerUnavailable], None] | None = None,
     ) -> None:
         self.protocol = protocol
         self._module = _aio_module(protocol)
         self.url = url or DEFAULT_URLS[protocol]
         self.retries = retries
         self.backoff_s = backoff_s
+        self.on_retry = on_retry  # called with each refusal that is about to be retried (logging, counting)
         self.concurrency = max(1, concurrency)
         self._client = self._module.InferenceServerClient(self.url)
         self._models: dict[str, ServedModel] = {}
@@ -147,6 +149,8 @@ class AsyncEmbedClient:
                 typed = ServerUnavailable(f"server unreachable at {self.url}: {error}")
             if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
                 raise typed
+            if self.on_retry is not None:
+                self.on_retry(typed)
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # jitter: refused clients must not return in step
             delay *= 2
         raise AssertionError("unreachable")

@@ -47,6 +47,7 @@ class EmbedClient:
         retries: int = 3,
         backoff_s: float = 0.2,
         concurrency: int = 4,
+        on_retry: Callable[[ServerUnavailable], None] | None = None,
         progress: bool = False,
     ) -> None:
         self.protocol = protocol
@@ -55,6 +56,7 @@ class EmbedClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
+        self.on_retry = on_retry  # called with each refusal that is about to be retried (logging, counting)
         self.concurrency = max(1, concurrency)
         self.progress = progress
         self._local = threading.local()
@@ -216,6 +218,8 @@ class EmbedClient:
                 typed = ServerUnavailable(f"server unreachable at {self.url}: {error}")
             if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
                 raise typed
+            if self.on_retry is not None:
+                self.on_retry(typed)
             self._reset_connection()
             time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: refused clients must not return in step
             delay *= 2
