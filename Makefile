@@ -75,3 +75,7 @@ bench: bench-setup ## side-by-side run, perf_analyzer sweeps, plots; rewrites th
 		--concurrency 1,2,4,8,16,32 --request-rate 250,500,1000
 	$(BIN)/python -m instruct_embed.benchmarks.plots benchmarks/results/perf_analyzer/*.csv
 	$(BIN)/python -m instruct_embed.benchmarks.report
+
+.PHONY: soak
+soak: setup ## ~4 min on loopback: 2x capacity then back to normal; no wrong vector; rewrites docs/reliability.md's table
+	$(BIN)/python -m instruct_embed.benchmarks.soak --write-doc docs/reliability.md

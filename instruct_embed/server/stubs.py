@@ -128,7 +128,7 @@ class StubWatchdog:
 
     def __post_init__(self) -> None:
         self._expected: dict[str, str] = {}  # instance -> model
-        self._last_try: dict[str, float] = {}  # model -> time.monotonic() of its last reload
+        self._failed_at: dict[str, float] = {}  # model -> time.monotonic() of its last failed reload
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -173,18 +173,20 @@ class StubWatchdog:
                     for instance in instances:
                         self._expected.pop(instance, None)
                     continue
-                if time.monotonic() - self._last_try.get(model, -self.retry_after_s) >= self.retry_after_s:
+                failed_at = self._failed_at.get(model)
+                if failed_at is None or time.monotonic() - failed_at >= self.retry_after_s:
                     self._reload(model, tuple(instances))
 
     def _reload(self, model: str, instances: tuple[str, ...]) -> None:
         restart = Restart(model, instances, time.time())
         log.warning("stub of %s died (%s): reloading the model", model, ", ".join(instances))
-        started = self._last_try[model] = time.monotonic()
+        started = time.monotonic()
         try:
             self._mark_changed(model)
             repository_api.load(self.http_url, model)
         except repository_api.APIError as error:
             restart.error = str(error)
+            self._failed_at[model] = time.monotonic()
             log.error("reloading %s failed: %s", model, error)
         restart.seconds = time.monotonic() - started
         self.restarts.append(restart)
