@@ -78,4 +78,4 @@ bench: bench-setup ## side-by-side run, perf_analyzer sweeps, plots; rewrites th
 
 .PHONY: soak
 soak: setup ## ~4 min on loopback: 2x capacity then back to normal; no wrong vector; rewrites docs/reliability.md's table
-	$(BIN)/python -m instruct_embed.benchmarks.soak --write-doc docs/reliability.md
+	$(BIN)/python -m instruct_embed.benchmarks.soak --wait-quiet --write-doc docs/reliability.md

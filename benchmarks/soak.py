@@ -32,7 +32,7 @@ import numpy as np
 from instruct_embed.client import AsyncEmbedClient, EmbedError, ServerUnavailable
 from instruct_embed.model_repository.configs import ServingOptions
 
-from .machine import describe_load, load_average, machine
+from .machine import describe_load, load_average, machine, wait_for_quiet
 from .serving import BenchServer, Variant
 
 MODEL = "multilingual-e5-small"
@@ -342,7 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overload", type=float, default=defaults.overload, help="offered load, times capacity")
     parser.add_argument("--json", type=Path, default=Path(".cache/soak/last.json"), help="where the report goes")
     parser.add_argument("--write-doc", type=Path, help="replace the soak section of this markdown file")
+    parser.add_argument("--wait-quiet", action="store_true", help="wait (up to 10 min) for a quiet machine first")
     args = parser.parse_args(argv)
+    if args.wait_quiet:
+        wait_for_quiet()
     settings = Settings(
         calibrate_s=args.calibrate_s,
         normal_s=args.normal_s,

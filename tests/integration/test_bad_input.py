@@ -71,7 +71,8 @@ CASES = [
         "1 MB text with truncate none",
         text(MEGABYTE_TEXT.encode(), truncate=b"none"),
         400,
-        "more than the model's limit of 512; shorten it or send TRUNCATE 'end' or 'start'",
+        "text 0 has at least 848 tokens, more than the model's limit of 512; shorten it or send TRUNCATE 'end' or "
+        "'start'",
     ),
     Case("invalid UTF-8", text(b"ok \xff\xfe"), 400, "TEXT row 0 is not valid UTF-8 (invalid start byte at byte 3)"),
     Case("unknown role", text(b"x", role=b"passage"), 400, "unknown ROLE 'passage'; allowed: query, document, raw"),
@@ -132,6 +133,12 @@ CASES = [
         "input 'TEXT' batch size does not match other inputs for 'multilingual-e5-small'",
     ),
     Case("an input the model does not have", text(b"x", foo=b"y"), 400, "unexpected inference input 'FOO'"),
+    Case(
+        "no TEXT at all (Triton's ensemble does not name it)",
+        [("ROLE", "BYTES", column([b"query"]))],
+        400,
+        "unexpected deadlock, at least one output is not set while no more ensemble steps can be made",
+    ),
     Case(
         "unknown model",
         text(b"x"),
