@@ -18,7 +18,9 @@ def _column(values: Sequence[str]) -> np.ndarray:
 
 
 class InProcessOrt:
-    """Tokenise with the runtime's Preprocessor, encode with OrtEncoder: one call, every row sorted and budgeted."""
+    """Tokenise with the runtime's Preprocessor, then run every row, sorted by length into token-budgeted batches
+    (`plan_sub_batches`), on `sessions` ONNX Runtime sessions that share `threads` threads (one session with all the
+    threads, or one single-threaded session per core pulling batches from a shared queue)."""
 
     def __init__(
         self,
@@ -29,6 +31,7 @@ class InProcessOrt:
         token_budget: int = 8192,
         max_rows: int = 64,
         allow_spinning: bool = False,
+        sessions: int = 1,
     ) -> None:
         from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder, OrtSettings
         from instruct_embed.model_repository.runtime.preprocess import Preprocessor
@@ -37,25 +40,49 @@ class InProcessOrt:
         from instruct_embed.catalog.tensors import encoder_input_names
 
         spec = get_spec(model)
+        if spec.padding_side != "right":
+            raise ValueError(f"{model}: only right-padded models are benchmarked in-process")
         config = {**spec.runtime_config(), "encoder_inputs": list(encoder_input_names(spec))}
         self.preprocessor = Preprocessor(config, hf_dir / "tokenizer.json")
+        per_session = max(1, threads // sessions)
         settings = OrtSettings(
-            intra_op_threads=threads, allow_spinning=allow_spinning, token_budget=token_budget, max_rows=max_rows
+            intra_op_threads=per_session, allow_spinning=allow_spinning, token_budget=token_budget, max_rows=max_rows
         )
-        self.encoder = OrtEncoder(str(onnx), settings)
-        self.label = f"in-process ONNX Runtime (token budget {token_budget}, {threads} threads)"
+        self.encoders = [OrtEncoder(str(onnx), settings) for _ in range(sessions)]
+        self.token_budget, self.max_rows = token_budget, max_rows
+        self.label = f"in-process ONNX Runtime, {sessions} session(s) x {per_session} thread(s), budget {token_budget}"
         self.last_padding_efficiency = float("nan")
 
     def embed(self, texts: Sequence[str], role: str) -> np.ndarray:
         """float32 [n, dim] in input order; `texts` are raw (the template for `role` is applied here)."""
-        from instruct_embed.model_repository.runtime.ort_encoder import RunStats
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        from instruct_embed.model_repository.runtime.sub_batching import plan_sub_batches
 
         feeds = self.preprocessor(_column(texts), role=_column([role] * len(texts)))
-        feeds.pop("TOKEN_COUNT")
-        stats = RunStats()
-        (result,) = self.encoder.run_requests([feeds], stats)
-        self.last_padding_efficiency = stats.real_tokens / stats.computed_tokens
-        return result["embedding"]
+        names = self.encoders[0].input_names
+        lengths = feeds["attention_mask"].sum(axis=1).astype(int).tolist()
+        plan = plan_sub_batches(lengths, self.token_budget, self.max_rows)
+        self.last_padding_efficiency = plan.padding_efficiency
+        idle: queue.SimpleQueue = queue.SimpleQueue()
+        for encoder in self.encoders:
+            idle.put(encoder)
+
+        def run(batch: tuple[int, ...]) -> np.ndarray:
+            rows, longest = list(batch), max(lengths[r] for r in batch)
+            encoder = idle.get()  # ONNX Runtime releases the GIL: the sessions run in parallel
+            try:
+                return encoder.run({n: feeds[n][rows, :longest] for n in names})["embedding"]
+            finally:
+                idle.put(encoder)
+
+        with ThreadPoolExecutor(len(self.encoders)) as pool:
+            results = list(pool.map(run, plan.batches))
+        out = np.empty((len(texts), results[0].shape[1]), dtype=np.float32)
+        for batch, vectors in zip(plan.batches, results, strict=True):
+            out[list(batch)] = vectors
+        return out
 
 
 class SentenceTransformersBaseline:

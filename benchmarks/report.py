@@ -58,6 +58,18 @@ def side_by_side_section(path: Path) -> str:
     )
 
 
+def headline_section(path: Path) -> str:
+    measurements, context = load(path)
+    return "\n".join(
+        [
+            f"Measured {context['date']} on {context['machine']}, load average {context['load_start']} at the start "
+            f"and {context['load_end']} at the end of the run ({context['texts']}).",
+            "",
+            ratio_table(ratio_rows(measurements)),
+        ]
+    )
+
+
 def perf_section(folder: Path, relative_to: Path) -> str:
     parts = []
     for csv_path in sorted(folder.glob("*.csv")):
@@ -90,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     side = args.results / "side_by_side.json"
     if side.exists():
         document = replace_section(document, "side-by-side", side_by_side_section(side))
+        document = replace_section(document, "headline", headline_section(side))
     perf = args.results / "perf_analyzer"
     if perf.is_dir():
         document = replace_section(document, "perf-analyzer", perf_section(perf, args.readme.parent))
