@@ -16,6 +16,8 @@ from types import TracebackType
 
 from instruct_embed.model_repository.configs import ServingOptions, encoder_name, preprocess_name
 
+from instruct_embed.server import LocalTritonServer
+
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -93,11 +95,11 @@ class BenchServer:
     def __init__(self, variant: Variant, root: Path) -> None:
         self.variant = variant
         self.root = root
-        self.server = None
+        self.server: LocalTritonServer | None = None
 
     def start(self) -> BenchServer:
         from instruct_embed.prepare import PrepareOptions, prepare_model
-        from instruct_embed.server import LocalTritonServer, ServerOptions
+        from instruct_embed.server import ServerOptions
         from instruct_embed.server.process import free_port
 
         v = self.variant
@@ -140,7 +142,7 @@ class BenchServer:
     ) -> None:
         self.stop()
 
-    def _running(self):
+    def _running(self) -> LocalTritonServer:
         if self.server is None:
             raise RuntimeError("the server is not running")
         return self.server
