@@ -114,6 +114,9 @@ class LocalTritonServer:
         libs = [str(p) for p in self.install.library_dirs]
         env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, env.get("LD_LIBRARY_PATH", "")]).strip(os.pathsep)
         # The stub is its own process: it must import numpy, tokenizers and onnxruntime from this environment.
+        # Its embedded Python finds its prefix (and so the virtual environment's site-packages) from the first
+        # `python3` on PATH, and may ignore PYTHONPATH: put this interpreter's folder first.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]).strip(os.pathsep)
         site = sysconfig.get_paths()["purelib"]
         env["PYTHONPATH"] = os.pathsep.join([site, env.get("PYTHONPATH", "")]).strip(os.pathsep)
         env["PYTHONNOUSERSITE"] = "1"
