@@ -35,6 +35,9 @@ class ServingOptions:
     gpu: bool = False
     ort_intra_op_threads: int = 0
     token_budget: int = 8192  # padded tokens per encoder run (python_ort): bounds one run, sorts out padding
+    # What one more ONNX Runtime run costs, in tokens (python_ort): the encoder cuts a batch into sub-batches where
+    # padding would cost more than that (benchmarks/README.md: +25 % on 1-text requests); 0: fill up to the budget.
+    run_cost_tokens: int = 16
     priority_levels: int = 2  # 1 = queries (the SDK sends them so), 2 = everything else; 0 disables priorities
     tokenizer_threads: int = 1  # per preprocess instance, so instances do not fight over the cores
     # ONNX Runtime's intra-op threads busy-wait between runs when on: faster alone, but they steal the cores the
@@ -118,6 +121,7 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.parameters["token_budget"].string_value = str(options.token_budget)
         config.parameters["max_rows_per_run"].string_value = str(options.max_batch_size)
         config.parameters["ort_allow_spinning"].string_value = "1" if options.ort_allow_spinning else "0"
+        config.parameters["run_cost_tokens"].string_value = str(options.run_cost_tokens)
     elif options.target is EncoderTarget.NULL:
         config.backend = "python"
         null_outputs = [NullOutput(o.name, o.dims, o.per_token) for o in encoder_outputs(spec)]

@@ -17,6 +17,7 @@ class OrtSettings:
     allow_spinning: bool = False  # spinning threads steal the core the preprocess and clients need
     token_budget: int = 8192  # padded tokens per ONNX Runtime run (bounds one run's time and memory)
     max_rows: int = 64  # rows per ONNX Runtime run
+    run_cost_tokens: int = 0  # > 0: split sub-batches where padding costs more than another run (plan_sub_batches)
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, str]) -> OrtSettings:
@@ -25,6 +26,7 @@ class OrtSettings:
             allow_spinning=parameters.get("ort_allow_spinning", "0") == "1",
             token_budget=int(parameters.get("token_budget", "8192")),
             max_rows=int(parameters.get("max_rows_per_run", "64")),
+            run_cost_tokens=int(parameters.get("run_cost_tokens", "0")),
         )
 
 
@@ -76,7 +78,9 @@ class OrtEncoder:
         self, requests: Sequence[Mapping[str, np.ndarray]], stats: RunStats | None = None
     ) -> list[dict[str, np.ndarray]]:
         rows = _Rows(requests, self.input_names)
-        plan = plan_sub_batches(rows.lengths, self.settings.token_budget, self.settings.max_rows)
+        plan = plan_sub_batches(
+            rows.lengths, self.settings.token_budget, self.settings.max_rows, self.settings.run_cost_tokens
+        )
         if stats is not None:
             stats.add(plan)
         outputs: list[dict[str, np.ndarray]] = [{} for _ in requests]
