@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,9 +75,18 @@ class OrtEncoder:
         return dict(zip(self.output_names, values, strict=True))
 
     def run_requests(
-        self, requests: Sequence[Mapping[str, np.ndarray]], stats: RunStats | None = None
+        self,
+        requests: Sequence[Mapping[str, np.ndarray]],
+        stats: RunStats | None = None,
+        on_done: Callable[[int, dict[str, np.ndarray]], None] | None = None,
     ) -> list[dict[str, np.ndarray]]:
+        """Every request's outputs, in order. `on_done(i, outputs)` is called as soon as request i's last row has
+        run (short requests first: sub-batches run shortest rows first), so a query that shares a call with long
+        documents can be answered before they are done."""
         rows = _Rows(requests, self.input_names)
+        pending = [0] * len(requests)
+        for request, _ in rows.owner:
+            pending[request] += 1
         plan = plan_sub_batches(
             rows.lengths, self.settings.token_budget, self.settings.max_rows, self.settings.run_cost_tokens
         )
@@ -98,6 +107,9 @@ class OrtEncoder:
                         out[index, start : start + length] = value[position, :length]
                     else:
                         out[index] = value[position]
+                pending[request] -= 1
+                if pending[request] == 0 and on_done is not None:
+                    on_done(request, outputs[request])
         return outputs
 
     def _empty(self, name: str, value: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -45,21 +45,34 @@ class TritonPythonModel:
         self.sub_batch_rows = self.families["rows"].Metric(labels=labels, buckets=SUB_BATCH_BUCKETS)
 
     def execute(self, requests):
+        # Each request is answered through its response sender as soon as its own rows have run, not when the
+        # whole batch has: a query batched with long documents (its rows run first) leaves before they finish.
+        # Triton then takes the single final response per request from the senders, and execute returns None.
         feeds = [
             {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.encoder.input_names}
             for request in requests
         ]
+        senders = [request.get_response_sender() for request in requests]
+        answered = [False] * len(requests)
+        final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+        def send(index, result):
+            tensors = [pb_utils.Tensor(name, value) for name, value in result.items()]
+            senders[index].send(pb_utils.InferenceResponse(output_tensors=tensors), flags=final)
+            answered[index] = True
+
         stats = RunStats()
         try:
-            results = self.encoder.run_requests(feeds, stats)
-        except Exception as error:  # one failed run fails its requests, never the model
-            return [pb_utils.InferenceResponse(error=pb_utils.TritonError(f"encoder failed: {error}")) for _ in feeds]
+            self.encoder.run_requests(feeds, stats, on_done=send)
+        except Exception as error:  # one failed run fails the requests not yet answered, never the model
+            failure = pb_utils.InferenceResponse(error=pb_utils.TritonError(f"encoder failed: {error}"))
+            for index, sender in enumerate(senders):
+                if not answered[index]:
+                    sender.send(failure, flags=final)
+            return None
         self.real_tokens.increment(stats.real_tokens)
         self.computed_tokens.increment(stats.computed_tokens)
         self.sub_batches.increment(len(stats.sub_batch_rows))
         for rows in stats.sub_batch_rows:
             self.sub_batch_rows.observe(rows)
-        return [
-            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, v) for n, v in result.items()])
-            for result in results
-        ]
+        return None

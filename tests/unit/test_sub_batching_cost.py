@@ -89,3 +89,13 @@ def test_run_cost_travels_from_the_serving_options_to_the_encoder() -> None:
     params = encoder_config(spec, ServingOptions(run_cost_tokens=24)).parameters
     assert OrtSettings.from_parameters({k: v.string_value for k, v in params.items()}).run_cost_tokens == 24
     assert OrtSettings.from_parameters({}).run_cost_tokens == 0
+
+
+def test_each_request_is_handed_over_once_as_soon_as_its_rows_have_run(tmp_path: Path) -> None:
+    encoder = OrtEncoder(tiny_graph(tmp_path / "t.onnx"), OrtSettings(token_budget=10_000, max_rows=2))
+    requests = [request([[5] * 40, [6] * 30]), request([[1, 2]]), request([[3] * 20, [4, 4, 4]])]
+    handed: list[tuple[int, dict[str, np.ndarray]]] = []
+    results = encoder.run_requests(requests, on_done=lambda i, outputs: handed.append((i, outputs)))
+    assert [i for i, _ in handed] == [1, 2, 0]  # the one-row query first, the longest last
+    for i, outputs in handed:
+        assert outputs is results[i] and outputs["embedding"].shape == (requests[i]["input_ids"].shape[0], 2)
