@@ -32,6 +32,7 @@ class InProcessOrt:
         max_rows: int = 64,
         allow_spinning: bool = False,
         sessions: int = 1,
+        run_cost_tokens: int = 0,
     ) -> None:
         from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder, OrtSettings
         from instruct_embed.model_repository.runtime.preprocess import Preprocessor
@@ -49,8 +50,11 @@ class InProcessOrt:
             intra_op_threads=per_session, allow_spinning=allow_spinning, token_budget=token_budget, max_rows=max_rows
         )
         self.encoders = [OrtEncoder(str(onnx), settings) for _ in range(sessions)]
-        self.token_budget, self.max_rows = token_budget, max_rows
-        self.label = f"in-process ONNX Runtime, {sessions} session(s) x {per_session} thread(s), budget {token_budget}"
+        self.token_budget, self.max_rows, self.run_cost_tokens = token_budget, max_rows, run_cost_tokens
+        self.label = (
+            f"in-process ONNX Runtime: {sessions} session(s) x {per_session} thread(s), token budget {token_budget}, "
+            f"run cost {run_cost_tokens}"
+        )
         self.last_padding_efficiency = float("nan")
 
     def embed(self, texts: Sequence[str], role: str) -> np.ndarray:
@@ -63,7 +67,7 @@ class InProcessOrt:
         feeds = self.preprocessor(_column(texts), role=_column([role] * len(texts)))
         names = self.encoders[0].input_names
         lengths = feeds["attention_mask"].sum(axis=1).astype(int).tolist()
-        plan = plan_sub_batches(lengths, self.token_budget, self.max_rows)
+        plan = plan_sub_batches(lengths, self.token_budget, self.max_rows, self.run_cost_tokens)
         self.last_padding_efficiency = plan.padding_efficiency
         idle: queue.SimpleQueue = queue.SimpleQueue()
         for encoder in self.encoders:

@@ -278,11 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wait-quiet", action="store_true", help="wait for a 1-minute load average below 1.5")
     args = parser.parse_args(argv)
 
-    from instruct_embed.model_repository.configs import ServingOptions
     from instruct_embed.model_repository.targets import EncoderTarget
 
     from .machine import describe_load, load_average, wait_for_quiet
-    from .serving import BenchServer, Variant
+    from .serving import BenchServer, Variant, tuned_serving
     from .texts import load_texts
 
     texts = load_texts(max_docs=args.docs)
@@ -291,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     points += [LoadPoint("request_rate", v) for v in _numbers(args.request_rate)]
     settings = PerfSettings(measurement_interval_ms=args.interval_ms)
     target = EncoderTarget(args.target)
-    variant = Variant(f"perf-{args.model}-{target.value}", args.model, ServingOptions(target=target))
+    serving = tuned_serving(os.cpu_count() or 1, target=target)
+    variant = Variant(f"perf-{args.model}-{target.value}", args.model, serving)
     if args.wait_quiet:
         wait_for_quiet()
     start_load = load_average()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -77,6 +77,20 @@ def padding_counters(samples: list[Sample], encoder: str) -> Padding:
         metric_sum(samples, "instruct_embed_computed_tokens_total", model=encoder),
         metric_sum(samples, "instruct_embed_sub_batches_total", model=encoder),
     )
+
+
+def tuned_serving(threads: int, encoder_instances: int = 2, **changes: object) -> ServingOptions:
+    """The CPU configuration the benchmarks serve, tuned on a 2-core machine (benchmarks/README.md, "Tuning"):
+    one single-threaded encoder instance per core (no barrier between ONNX Runtime threads that other processes
+    interrupt), no batcher delay (a closed loop of clients never fills a batch by waiting), 16 rows per execute."""
+    instances = max(1, min(encoder_instances, threads))
+    options = ServingOptions(
+        max_batch_size=16,
+        max_queue_delay_us=0,
+        encoder_instances=instances,
+        ort_intra_op_threads=max(1, threads // instances),
+    )
+    return replace(options, **changes)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .in_process import InProcessOrt
 from .ratios import Measurement, measurements_table, ratio_rows, ratio_table, save
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -37,17 +38,17 @@ SCENARIOS = ("online", "bulk", "priority", "ceiling", "cache", "tokenizer")
 
 
 def serving_options(args: argparse.Namespace, **changes: object):
-    """The tuned CPU configuration the side-by-side run serves (flags below change it)."""
-    from instruct_embed.model_repository.configs import ServingOptions
+    """The tuned CPU configuration (serving.tuned_serving) with the command line's changes."""
+    from .serving import tuned_serving
 
-    options = ServingOptions(
+    options = tuned_serving(
+        args.threads,
+        args.encoder_instances,
         max_batch_size=args.max_batch_size,
         max_queue_delay_us=args.queue_delay_us,
         token_budget=args.token_budget,
-        ort_intra_op_threads=max(1, args.threads // args.encoder_instances),
         ort_allow_spinning=args.spinning,
         preprocess_instances=args.preprocess_instances,
-        encoder_instances=args.encoder_instances,
     )
     return replace(options, **changes)
 
@@ -112,7 +113,7 @@ class Run:
 
     # -- in-process baselines ---------------------------------------------------------------------------------
     def in_process(self) -> None:
-        from .in_process import InProcessOrt, SentenceTransformersBaseline
+        from .in_process import SentenceTransformersBaseline
 
         a = self.args
         if not hasattr(self, "hf_dir"):
@@ -120,20 +121,18 @@ class Run:
 
             prepared = prepare_model(self.model, PrepareOptions(repository=self.root / f"sbs-{self.model}"))
             self.hf_dir, self.onnx = prepared.hf_dir, prepared.onnx
-        # The in-process limit is the better of one session with every thread and one 1-thread session per core.
-        variants = sorted({1, a.threads})
-        orts = [
-            InProcessOrt(self.model, self.hf_dir, self.onnx, a.threads, a.token_budget, 64, a.spinning, sessions=n)
-            for n in variants
-        ]
-        for n, ort in zip(variants, orts, strict=True):
-            self.baseline(f"in-process ORT x{n}", ort, ort.label)
-        self.best_of([f"in-process ORT x{n}" for n in variants], "in-process ORT")
+        # The in-process limit: the fastest of a grid of layouts and plans, chosen per scenario on a calibration
+        # subset, then measured like every other system.
+        ort = None
+        for scenario in ("online", "bulk"):
+            if scenario in a.scenarios:
+                ort = self.ort(*self.calibrate(scenario))
+                self.baseline("in-process ORT", ort, ort.label, (scenario,))
+                if scenario == "bulk":
+                    efficiency = [ort.last_padding_efficiency]
+                    self.add("padding", "in-process ORT", "real/computed", efficiency, "its sub-batch plan")
         torch_st = SentenceTransformersBaseline(self.model, self.hf_dir, a.threads, batch_size=a.st_batch)
         self.baseline("sentence-transformers", torch_st, torch_st.label)
-        ort = orts[0]
-        if "bulk" in a.scenarios:
-            self.add("padding", "in-process ORT", "real/computed", [ort.last_padding_efficiency], "sub-batch plan")
         del torch_st
         gc.collect()
         if "server" in self.vectors:
@@ -142,27 +141,54 @@ class Run:
                     cosine = _min_cosine(self.vectors["server"], self.vectors[system])
                     self.add("agreement", f"server vs {system}", "min cosine", [cosine], "same documents")
         if "tokenizer" in a.scenarios:
-            self.tokenizer(ort)
+            self.tokenizer(ort or self.ort())
 
-    def baseline(self, system: str, embedder, label: str) -> None:
+    def calibrate(self, scenario: str) -> tuple[int, int, int]:
+        """The fastest in-process ORT (sessions, token budget, run cost) for `scenario` on a subset (one run each)."""
+        a = self.args
+        texts, role = (self.texts.queries, "query") if scenario == "online" else (self.texts.documents[:48], "document")
+        grid = [(n, budget, cost) for n in sorted({1, a.threads}) for budget in (512, 2048, 8192) for cost in (0, 16)]
+        rates = []
+        for settings in grid:
+            ort = self.ort(*settings)
+            ort.embed(texts[:8], role)
+
+            def run(o: InProcessOrt = ort) -> None:
+                o.embed(texts, role)
+
+            (seconds,) = _timed(1, run)
+            rates.append(len(texts) / seconds)
+        best = max(range(len(grid)), key=lambda i: rates[i])
+        summary = "; ".join(
+            f"{n}x{a.threads // n} threads, budget {budget}, cost {cost}: {rate:.3g}"
+            for (n, budget, cost), rate in zip(grid, rates, strict=True)
+        )
+        self.add(f"calibration {scenario}", "in-process ORT", "texts/s", [rates[best]], summary)
+        return grid[best]
+
+    def ort(self, sessions: int = 1, token_budget: int = 8192, run_cost_tokens: int = 0) -> InProcessOrt:
+        a = self.args
+        return InProcessOrt(
+            self.model,
+            self.hf_dir,
+            self.onnx,
+            a.threads,
+            token_budget=token_budget,
+            max_rows=64,
+            allow_spinning=a.spinning,
+            sessions=sessions,
+            run_cost_tokens=run_cost_tokens,
+        )
+
+    def baseline(self, system: str, embedder, label: str, scenarios: Sequence[str] = ("online", "bulk")) -> None:
         a, queries, documents = self.args, self.texts.queries, self.texts.documents
         embedder.embed(queries[:32], "query")  # warm-up
-        if "online" in a.scenarios:
+        if "online" in a.scenarios and "online" in scenarios:
             seconds = _timed(a.repeats, lambda: embedder.embed(queries, "query"))
             self.add("online", system, "texts/s", [len(queries) / s for s in seconds], label)
-        if "bulk" in a.scenarios:
+        if "bulk" in a.scenarios and "bulk" in scenarios:
             seconds = _timed(a.repeats, lambda: self.vectors.update({system: embedder.embed(documents, "document")}))
             self.add("bulk", system, "texts/s", [len(documents) / s for s in seconds], label)
-
-    def best_of(self, systems: Sequence[str], name: str) -> None:
-        """`name` = per scenario, the measurement of `systems` with the highest median (the reference)."""
-        for scenario in ("online", "bulk"):
-            candidates = [m for m in self.found if m.scenario == scenario and m.system in systems]
-            if candidates:
-                best = max(candidates, key=lambda m: m.median)
-                self.add(scenario, name, best.unit, best.values, f"best of {', '.join(systems)}: {best.system}")
-                if best.system in self.vectors:
-                    self.vectors[name] = self.vectors[best.system]
 
     def tokenizer(self, ort) -> None:
         from .in_process import _column
@@ -269,18 +295,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT and torch threads, every system")
     parser.add_argument("--protocol", default="grpc", choices=["grpc", "http"], help="the SDK's protocol")
     parser.add_argument("--concurrency", type=int, default=16, help="online requests in flight")
-    parser.add_argument("--bulk-concurrency", type=int, default=2, help="bulk requests the SDK keeps in flight")
-    parser.add_argument("--max-batch-size", type=int, default=32, help="the served models' max_batch_size")
-    parser.add_argument("--queue-delay-us", type=int, default=2000, help="the encoder batcher's max queue delay")
+    parser.add_argument("--bulk-concurrency", type=int, default=4, help="bulk requests the SDK keeps in flight")
+    parser.add_argument("--max-batch-size", type=int, default=16, help="the served models' max_batch_size")
+    parser.add_argument("--queue-delay-us", type=int, default=0, help="the encoder batcher's max queue delay")
     parser.add_argument("--token-budget", type=int, default=8192, help="padded tokens per ONNX Runtime run")
     parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's threads spin (server and ORT)")
     parser.add_argument("--preprocess-instances", type=int, default=1)
     parser.add_argument(
-        "--encoder-instances", type=int, default=1, help="encoder instances; each gets threads / instances ORT threads"
+        "--encoder-instances", type=int, default=2, help="encoder instances; each gets threads / instances ORT threads"
     )
     parser.add_argument("--st-batch", type=int, default=32, help="sentence-transformers batch size (its default)")
     parser.add_argument("--probes", type=int, default=20, help="queries timed per priority run")
-    parser.add_argument("--bulk-requests", type=int, default=3, help="document requests in flight (priority)")
+    parser.add_argument("--bulk-requests", type=int, default=12, help="document requests in flight (priority)")
     parser.add_argument("--bulk-batch", type=int, default=8, help="documents per request and max_batch_size (priority)")
     parser.add_argument("--interval-ms", type=int, default=4000, help="perf_analyzer's measurement window")
     parser.add_argument("--out", type=Path, default=RESULTS)
