@@ -33,15 +33,33 @@ def perf_table(rows: Sequence[PerfRow]) -> str:
     return "\n".join(lines)
 
 
-def side_by_side_section(path: Path) -> str:
-    measurements, context = load(path)
+def _pieces(paths: Sequence[Path]) -> tuple[list, list[dict]]:
+    measurements, contexts = [], []
+    for path in paths:
+        found, context = load(path)
+        measurements += found
+        contexts.append({**context, "file": path.name})
+    return measurements, contexts
+
+
+def _runs(contexts: Sequence[dict]) -> str:
+    return "\n".join(
+        f"- `{c['file']}`: {c['date']}, load average (1/5/15 min) {c['load_start']} at the start, {c['load_end']} at "
+        f"the end; `{c['command']}`"
+        for c in contexts
+    )
+
+
+def side_by_side_section(paths: Sequence[Path]) -> str:
+    measurements, contexts = _pieces(paths)
+    first = contexts[0]
     return "\n".join(
         [
-            f"Run {context['date']} on {context['machine']}; load average (1/5/15 min) {context['load_start']} at the "
-            f"start, {context['load_end']} at the end. {context['texts']}; {context['threads']} threads for every "
-            f"system; medians of {context['repeats']} repeats.",
+            f"Machine: {first['machine']}. {first['texts']}; {first['threads']} threads for every system; medians of "
+            f"{first['repeats']} repeats. Runs (each piece waited for idle cores before every repeat and repeated "
+            "any repeat during which other processes used the cores; the notes give the most they used):",
             "",
-            f"`{context['command']}`",
+            _runs(contexts),
             "",
             ratio_table(ratio_rows(measurements)),
             "",
@@ -51,19 +69,20 @@ def side_by_side_section(path: Path) -> str:
             "",
             "</details>",
             "",
-            f"Server configuration: `{context['serving']}`",
+            f"Server configuration: `{first['serving']}`",
             "",
-            "Versions: " + ", ".join(f"{k} {v}" for k, v in dict(context["versions"]).items()),  # type: ignore[call-overload]
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in dict(first["versions"]).items()),
         ]
     )
 
 
-def headline_section(path: Path) -> str:
-    measurements, context = load(path)
+def headline_section(paths: Sequence[Path]) -> str:
+    measurements, contexts = _pieces(paths)
+    loads = ", ".join(f"{c['load_start']} -> {c['load_end']}" for c in contexts)
     return "\n".join(
         [
-            f"Measured {context['date']} on {context['machine']}, load average {context['load_start']} at the start "
-            f"and {context['load_end']} at the end of the run ({context['texts']}).",
+            f"Measured on {contexts[0]['machine']} ({contexts[0]['texts']}); load averages at the start -> end of "
+            f"each piece: {loads}.",
             "",
             ratio_table(ratio_rows(measurements)),
         ]
@@ -99,10 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=BENCH_DIR / "README.md")
     args = parser.parse_args(argv)
     document = args.readme.read_text()
-    side = args.results / "side_by_side.json"
-    if side.exists():
-        document = replace_section(document, "side-by-side", side_by_side_section(side))
-        document = replace_section(document, "headline", headline_section(side))
+    pieces = sorted(args.results.glob("side_by_side*.json"))
+    if pieces:
+        document = replace_section(document, "side-by-side", side_by_side_section(pieces))
+        document = replace_section(document, "headline", headline_section(pieces))
     perf = args.results / "perf_analyzer"
     if perf.is_dir():
         document = replace_section(document, "perf-analyzer", perf_section(perf, args.readme.parent))
