@@ -82,10 +82,12 @@ def padding_counters(samples: list[Sample], encoder: str) -> Padding:
 def tuned_serving(threads: int, encoder_instances: int = 2, **changes: object) -> ServingOptions:
     """The CPU configuration the benchmarks serve, tuned on a 2-core machine (benchmarks/README.md, "Tuning"):
     one single-threaded encoder instance per core (no barrier between ONNX Runtime threads that other processes
-    interrupt), no batcher delay (a closed loop of clients never fills a batch by waiting), 16 rows per execute."""
+    interrupt), no batcher delay (a closed loop of clients never fills a batch by waiting), 16 rows per execute,
+    ONNX Runtime runs of at most 512 padded tokens (small runs stay in cache; a longer text runs alone)."""
     instances = max(1, min(encoder_instances, threads))
     options = ServingOptions(
         max_batch_size=16,
+        token_budget=512,
         max_queue_delay_us=0,
         encoder_instances=instances,
         ort_intra_op_threads=max(1, threads // instances),

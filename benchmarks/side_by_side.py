@@ -234,7 +234,7 @@ class Run:
                 ort.preprocessor(_column(t), role=_column([r] * len(t)))
 
             seconds = self.timed(self.args.repeats, tokenize)
-            note = f"{role}s, one preprocess instance, 1 thread (TOKENIZERS_PARALLELISM=false, as in the server)"
+            note = f"{role} texts, one preprocess instance, 1 thread (TOKENIZERS_PARALLELISM=false, as in the server)"
             self.add("tokenizer", f"Preprocessor, {role} texts", "tokens/s", [tokens / s for s in seconds], note)
 
     # -- query priority ---------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bulk-concurrency", type=int, default=4, help="bulk requests the SDK keeps in flight")
     parser.add_argument("--max-batch-size", type=int, default=16, help="the served models' max_batch_size")
     parser.add_argument("--queue-delay-us", type=int, default=0, help="the encoder batcher's max queue delay")
-    parser.add_argument("--token-budget", type=int, default=8192, help="padded tokens per ONNX Runtime run")
+    parser.add_argument("--token-budget", type=int, default=512, help="padded tokens per ONNX Runtime run")
     parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's threads spin (server and ORT)")
     parser.add_argument("--preprocess-instances", type=int, default=1)
     parser.add_argument(
