@@ -271,6 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--request-rate", default="", help="request-rate sweep in requests/s (comma-separated; empty: none)"
     )
+    parser.add_argument(
+        "--rate-inputs",
+        nargs="+",
+        default=["queries"],
+        choices=INPUT_SETS,
+        help="input sets of the request-rate sweep (an offered rate above what documents can take only queues up)",
+    )
     parser.add_argument("--target", default="python_ort", help="encoder target: python_ort, or null for the ceiling")
     parser.add_argument("--docs", type=int, default=200, help="documents in the input data (a fixed subset)")
     parser.add_argument("--interval-ms", type=int, default=4000, help="perf_analyzer's measurement window")
@@ -286,8 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     texts = load_texts(max_docs=args.docs)
     data = write_input_sets(texts.queries, texts.documents, args.out / "input-data")
-    points = [LoadPoint("concurrency", v) for v in _numbers(args.concurrency)]
-    points += [LoadPoint("request_rate", v) for v in _numbers(args.request_rate)]
+    concurrency = [LoadPoint("concurrency", v) for v in _numbers(args.concurrency)]
+    rates = [LoadPoint("request_rate", v) for v in _numbers(args.request_rate)]
     settings = PerfSettings(measurement_interval_ms=args.interval_ms)
     target = EncoderTarget(args.target)
     serving = tuned_serving(os.cpu_count() or 1, target=target)
@@ -299,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with BenchServer(variant, CACHE / "repositories") as server:
         for protocol in args.protocols:
             for inputs in args.inputs:
-                for point in points:
+                for point in concurrency + (rates if inputs in args.rate_inputs else []):
                     try:
                         found = run_point(
                             args.model, server.url(protocol), protocol, inputs, data[inputs], point, args.out, settings
