@@ -67,12 +67,18 @@ bench-setup: setup $(PERF_ANALYZER) ## perf_analyzer 2.48.0 (+ libb64-0d, libcud
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	LD_LIBRARY_PATH=$(BENCH)/lib $(PERF_ANALYZER) --version
 
-bench: bench-setup ## side-by-side run, perf_analyzer sweeps, plots; rewrites the tables in benchmarks/README.md
-	$(BIN)/python -m instruct_embed.benchmarks.side_by_side --wait-quiet
+BENCH_MODELS ?= multilingual-e5-small all-MiniLM-L6-v2
+bench: bench-setup ## side-by-side runs (in pieces), perf_analyzer sweeps, plots; rewrites the tables in benchmarks/README.md
+	for model in $(BENCH_MODELS); do \
+		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk tokenizer \
+			--tag $$model-throughput || exit 1; \
+		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios priority ceiling cache \
+			--tag $$model-latency || exit 1; \
+	done
 	$(BIN)/python -m instruct_embed.benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small \
-		--concurrency 1,2,4,8,16 --request-rate 10,20,40
+		--concurrency 1,4,16 --request-rate 20,40
 	$(BIN)/python -m instruct_embed.benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small --target null \
-		--concurrency 1,2,4,8,16,32 --request-rate 250,500,1000
+		--concurrency 1,4,16,32 --request-rate 500,1000
 	$(BIN)/python -m instruct_embed.benchmarks.plots benchmarks/results/perf_analyzer/*.csv
 	$(BIN)/python -m instruct_embed.benchmarks.report
 

@@ -332,7 +332,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
-    parser.add_argument("--docs", type=int, default=500, help="documents for bulk (a fixed subset; 0: all 5,183)")
+    parser.add_argument("--docs", type=int, default=300, help="documents for bulk (a fixed subset; 0: all 5,183)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the table shows medians")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="ORT and torch threads, every system")
     parser.add_argument("--protocol", default="grpc", choices=["grpc", "http"], help="the SDK's protocol")
