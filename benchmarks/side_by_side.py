@@ -11,6 +11,8 @@ runs and the ratios to the issue's targets are in one table. Scenarios, per mode
   ceiling   the null encoder (no model) under perf_analyzer, short queries over gRPC, 16 in flight
   cache     the 300 queries repeated under perf_analyzer, with and without Triton's response cache
   tokenizer tokens/s of one preprocess instance (the server's Preprocessor, one thread)
+Within each repeat of online and bulk, the server, the in-process limit and sentence-transformers run in turn,
+so a drift in the machine's speed during the run weighs on every system alike.
 Writes results/side_by_side.json and results/side_by_side.md (tables) under benchmarks/.
 """
 
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -106,74 +108,116 @@ class Run:
         self.found.append(m)
         print(f"  {scenario:>12} | {system:<28} {m.median:10.4g} {unit}  ({', '.join(f'{v:.4g}' for v in values)})")
 
-    # -- the server -------------------------------------------------------------------------------------------
-    def server(self) -> None:
-        from . import load
+    # -- throughput: the server, the in-process limit and sentence-transformers, in turn --------------------
+    def throughput(self) -> None:
+        """online and bulk. Within each repeat every system runs once, one after the other, so a change in the
+        machine's speed during the run (other tenants of the host, thermal limits) falls on all systems alike
+        instead of on whichever system happened to run last. The server stays up, idle, while the others run."""
+        from .in_process import SentenceTransformersBaseline
         from .serving import BenchServer, Variant
 
-        a, queries, documents = self.args, self.texts.queries, self.texts.documents
+        a = self.args
         variant = Variant(f"sbs-{self.model}", self.model, serving_options(a))
         with BenchServer(variant, self.root) as server:
             self.hf_dir, self.onnx = server.hf_dir, server.onnx
             url = server.url(a.protocol)
-            note = f"SDK {a.protocol}, 1 text/request, {a.concurrency} in flight"
+            # The in-process limit: the fastest of a grid of layouts and plans, chosen per scenario on a
+            # calibration subset, then measured like every other system.
+            ort_for = {s: self.ort(*self.calibrate(s)) for s in ("online", "bulk") if s in a.scenarios}
+            torch_st = SentenceTransformersBaseline(self.model, self.hf_dir, a.threads, batch_size=a.st_batch)
             if "online" in a.scenarios:
-                streams = [
-                    self.clean(lambda: load.online_stream(url, a.protocol, self.model, queries, a.concurrency))
-                    for _ in a.runs
-                ]
-                p95 = [float(np.percentile(s.latencies_ms, 95)) for s in streams]
-                foreign = list(self.foreign)
-                self.add("online", "server", "texts/s", [s.throughput() for s in streams], note)
-                self.foreign = foreign
-                self.add("online p95", "server", "ms", p95, note)
+                self._online(url, ort_for["online"], torch_st)
             if "bulk" in a.scenarios:
-                load.bulk(url, a.protocol, self.model, documents[: a.max_batch_size], a.bulk_concurrency)  # warm
-                rates, efficiencies = [], []
-                for _ in a.runs:
-                    before = server.padding()
-                    seconds, vectors = self.clean(
-                        lambda: load.bulk(url, a.protocol, self.model, documents, a.bulk_concurrency)
-                    )
-                    window = server.padding() - before
-                    rates.append(len(documents) / seconds)
-                    efficiencies.append(window.efficiency)
-                self.vectors["server"] = vectors
-                note = f"SDK {a.protocol} bulk path, {a.bulk_concurrency} requests in flight"
-                self.add("bulk", "server", "texts/s", rates, note)
-                self.add("padding", "server", "real/computed", efficiencies, "encoder's /metrics counters, bulk runs")
-
-    # -- in-process baselines ---------------------------------------------------------------------------------
-    def in_process(self) -> None:
-        from .in_process import SentenceTransformersBaseline
-
-        a = self.args
-        if not hasattr(self, "hf_dir"):
-            from instruct_embed.prepare import PrepareOptions, prepare_model
-
-            prepared = prepare_model(self.model, PrepareOptions(repository=self.root / f"sbs-{self.model}"))
-            self.hf_dir, self.onnx = prepared.hf_dir, prepared.onnx
-        # The in-process limit: the fastest of a grid of layouts and plans, chosen per scenario on a calibration
-        # subset, then measured like every other system.
-        ort = None
-        for scenario in ("online", "bulk"):
-            if scenario in a.scenarios:
-                ort = self.ort(*self.calibrate(scenario))
-                self.baseline("in-process ORT", ort, ort.label, (scenario,))
-                if scenario == "bulk":
-                    efficiency = [ort.last_padding_efficiency]
-                    self.add("padding", "in-process ORT", "real/computed", efficiency, "its sub-batch plan")
-        torch_st = SentenceTransformersBaseline(self.model, self.hf_dir, a.threads, batch_size=a.st_batch)
-        self.baseline("sentence-transformers", torch_st, torch_st.label)
-        del torch_st
-        gc.collect()
+                self._bulk(server, url, ort_for["bulk"], torch_st)
+            del torch_st
+            gc.collect()
         if "server" in self.vectors:
             for system in ("in-process ORT", "sentence-transformers"):
                 if system in self.vectors:
                     cosine = _min_cosine(self.vectors["server"], self.vectors[system])
                     self.add("agreement", f"server vs {system}", "min cosine", [cosine], "same documents")
         if "tokenizer" in a.scenarios:
-            self.tokenizer(ort or self.ort())
+            self.tokenizer(next(iter(ort_for.values()), None) or self.ort())
+
+    def _in_turn(self, runners: dict[str, Callable[[], Any]]) -> dict[str, list[tuple[Any, float]]]:
+        """Each runner once per repeat, in turn: {system: [(result, cores others used), ...]}."""
+        results: dict[str, list[tuple[Any, float]]] = {name: [] for name in runners}
+        for _ in self.args.runs:
+            for name, run in runners.items():
+                value = self.clean(run)
+                results[name].append((value, self.foreign.pop()))
+        return results
+
+    def _add_in_turn(self, scenario: str, system: str, unit: str, runs: list[tuple[float, float]], note: str) -> None:
+        self.foreign = [foreign for _, foreign in runs]
+        self.add(scenario, system, unit, [value for value, _ in runs], note)
+
+    def _online(self, url: str, ort: InProcessOrt, torch_st) -> None:
+        from . import load
+
+        a, queries = self.args, self.texts.queries
+        for embedder in (ort, torch_st):
+            embedder.embed(queries[:32], "query")  # warm-up
+
+        def rate(embedder) -> Callable[[], float]:
+            def run() -> float:
+                start = time.perf_counter()
+                embedder.embed(queries, "query")
+                return len(queries) / (time.perf_counter() - start)
+
+            return run
+
+        streams = self._in_turn(
+            {
+                "server": lambda: load.online_stream(url, a.protocol, self.model, queries, a.concurrency),
+                "in-process ORT": rate(ort),
+                "sentence-transformers": rate(torch_st),
+            }
+        )
+        note = f"SDK {a.protocol}, 1 text/request, {a.concurrency} in flight"
+        served = streams.pop("server")
+        self._add_in_turn("online", "server", "texts/s", [(s.throughput(), f) for s, f in served], note)
+        p95 = [(float(np.percentile(s.latencies_ms, 95)), f) for s, f in served]
+        self._add_in_turn("online p95", "server", "ms", p95, note)
+        for system, embedder in (("in-process ORT", ort), ("sentence-transformers", torch_st)):
+            self._add_in_turn("online", system, "texts/s", streams[system], embedder.label)
+
+    def _bulk(self, server, url: str, ort: InProcessOrt, torch_st) -> None:
+        from . import load
+
+        a, documents = self.args, self.texts.documents
+        load.bulk(url, a.protocol, self.model, documents[: a.max_batch_size], a.bulk_concurrency)  # warm
+        for embedder in (ort, torch_st):
+            embedder.embed(documents[:32], "document")
+        efficiencies: list[float] = []
+
+        def served() -> float:
+            before = server.padding()
+            seconds, self.vectors["server"] = load.bulk(url, a.protocol, self.model, documents, a.bulk_concurrency)
+            efficiencies.append((server.padding() - before).efficiency)
+            return len(documents) / seconds
+
+        def rate(system: str, embedder) -> Callable[[], float]:
+            def run() -> float:
+                start = time.perf_counter()
+                self.vectors[system] = embedder.embed(documents, "document")
+                return len(documents) / (time.perf_counter() - start)
+
+            return run
+
+        runs = self._in_turn(
+            {
+                "server": served,
+                "in-process ORT": rate("in-process ORT", ort),
+                "sentence-transformers": rate("sentence-transformers", torch_st),
+            }
+        )
+        note = f"SDK {a.protocol} bulk path, {a.bulk_concurrency} requests in flight"
+        self._add_in_turn("bulk", "server", "texts/s", runs["server"], note)
+        self.add("padding", "server", "real/computed", efficiencies, "encoder's /metrics counters, bulk runs")
+        self._add_in_turn("bulk", "in-process ORT", "texts/s", runs["in-process ORT"], ort.label)
+        self.add("padding", "in-process ORT", "real/computed", [ort.last_padding_efficiency], "its sub-batch plan")
+        self._add_in_turn("bulk", "sentence-transformers", "texts/s", runs["sentence-transformers"], torch_st.label)
 
     def calibrate(self, scenario: str) -> tuple[int, int, int]:
         """The fastest in-process ORT (sessions, token budget, run cost) for `scenario` on a subset (one run each)."""
@@ -211,18 +255,6 @@ class Run:
             sessions=sessions,
             run_cost_tokens=run_cost_tokens,
         )
-
-    def baseline(self, system: str, embedder, label: str, scenarios: Sequence[str] = ("online", "bulk")) -> None:
-        a, queries, documents = self.args, self.texts.queries, self.texts.documents
-        embedder.embed(queries[:32], "query")  # warm-up
-        if "online" in a.scenarios and "online" in scenarios:
-            seconds = self.timed(a.repeats, lambda: embedder.embed(queries, "query"))
-            self.add("online", system, "texts/s", [len(queries) / s for s in seconds], label)
-        if "bulk" in a.scenarios and "bulk" in scenarios:
-            seconds = self.timed(
-                a.repeats, lambda: self.vectors.update({system: embedder.embed(documents, "document")})
-            )
-            self.add("bulk", system, "texts/s", [len(documents) / s for s in seconds], label)
 
     def tokenizer(self, ort) -> None:
         from .in_process import _column
@@ -382,10 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for model in args.models:
         print(f"== {model}")
         run = Run(args, model, texts, root)
-        if {"online", "bulk"} & set(args.scenarios):
-            run.server()
         if {"online", "bulk", "tokenizer"} & set(args.scenarios):
-            run.in_process()
+            run.throughput()
         if "priority" in args.scenarios:
             run.priority()
         for scenario in ("ceiling", "cache"):
