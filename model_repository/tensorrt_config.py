@@ -63,12 +63,15 @@ def _cpu_options(plan: BatchingPlan, options: GpuServingOptions) -> ServingOptio
 def gpu_preprocess_config(
     spec: ModelSpec, plan: BatchingPlan, options: GpuServingOptions, input_names: Sequence[str], id_dtype: str
 ) -> mc.ModelConfig:
-    """The CPU preprocess config emitting `id_dtype` ids, truncating at the plan's longest sequence."""
+    """The CPU preprocess config emitting `id_dtype` ids, truncating at the plan's longest sequence and padding
+    each request to its length bucket's bound (one shape per bucket: Triton batches only equal shapes)."""
     config = preprocess_config(spec, _cpu_options(plan, options))
     for tensor in config.output:
         if tensor.name in input_names:
             tensor.data_type = TRITON_DTYPES[id_dtype]
-    _spec_parameter(config, max_length=plan.max_sequence, encoder_input_dtype=id_dtype)
+    _spec_parameter(
+        config, max_length=plan.max_sequence, encoder_input_dtype=id_dtype, sequence_buckets=list(plan.buckets)
+    )
     return config
 
 

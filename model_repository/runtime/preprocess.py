@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .bucketing import bucket_length, pad_to_length
 from .errors import RequestError
 from .prompting import PromptTemplates, resolve_prompt
 from .tokenization import PromptTokenizer, TokenizerSettings
@@ -50,6 +51,9 @@ class Preprocessor:
         self.output_names: tuple[str, ...] = tuple(config.get("encoder_inputs", ("input_ids", "attention_mask")))
         # int64 for ONNX graphs; a TensorRT repository asks for int32, the dtype its engine takes.
         self.id_dtype = np.dtype(str(config.get("encoder_input_dtype", "int64")))
+        # A TensorRT repository lists its engine's sequence buckets: each request is padded to its bucket's
+        # bound so that Triton can batch requests of one bucket together (bucketing.py).
+        self.sequence_buckets: tuple[int, ...] = tuple(int(b) for b in config.get("sequence_buckets", ()))
 
     @classmethod
     def from_model_dir(cls, model_config: Mapping[str, Any], version_dir: Path) -> Preprocessor:
@@ -80,6 +84,9 @@ class Preprocessor:
             for t, r, k, i in zip(texts, roles, tasks, instructions, strict=True)
         ]
         batch = self.tokenizer.encode(prompts, truncate=modes.pop())
+        if self.sequence_buckets:
+            length = bucket_length(batch.input_ids.shape[1], self.sequence_buckets)
+            batch = pad_to_length(batch, length, self.tokenizer.pad_id, self.tokenizer.settings.padding_side)
         available = {
             "input_ids": batch.input_ids,
             "attention_mask": batch.attention_mask,

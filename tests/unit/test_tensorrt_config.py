@@ -78,6 +78,9 @@ def test_tensorrt_repository_is_complete_and_consistent(name: str, tokenizer_jso
     for config in (preprocess, ensemble):
         assert json.loads(config.parameters[SPEC_PARAMETER].string_value)["max_length"] == plan.max_sequence
     assert json.loads(preprocess.parameters[SPEC_PARAMETER].string_value)["encoder_input_dtype"] == "int32"
+    # Each request is padded to its bucket's bound, the upper end of one profile (Triton batches equal shapes).
+    buckets = json.loads(preprocess.parameters[SPEC_PARAMETER].string_value)["sequence_buckets"]
+    assert buckets == list(plan.buckets) == [high for _, high in plan.sequence_ranges]
 
     # Profiles: every instance group may use each of them, and together they cover the plan.
     (group,) = encoder.instance_group
