@@ -85,6 +85,9 @@ class PerfSettings:
     stability_percentage: int = 20  # a shared 2-core machine never gets perf_analyzer's default 10 %
     max_trials: int = 6
     timeout_s: float = 300.0
+    # > 0: windows of this many requests instead of measurement_interval_ms. At thousands of requests a second
+    # (response-cache hits) perf_analyzer's own bookkeeping of a time window outgrows the window on 2 cores.
+    request_count_window: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,11 @@ def command(
         if point.mode == "concurrency"
         else ["--request-rate-range", f"{point.value:g}"]
     )
+    window = (
+        ["--measurement-mode", "count_windows", "--measurement-request-count", str(settings.request_count_window)]
+        if settings.request_count_window
+        else ["--measurement-interval", str(settings.measurement_interval_ms)]
+    )
     return [
         str(binary()),
         "-m",
@@ -135,8 +143,7 @@ def command(
         "--input-data",
         str(data),
         *load,
-        "--measurement-interval",
-        str(settings.measurement_interval_ms),
+        *window,
         "--stability-percentage",
         str(settings.stability_percentage),
         "--max-trials",

@@ -6,6 +6,7 @@ Nothing here times anything: speed is measured by `make bench`, never asserted i
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,12 @@ def test_command_sets_the_load_the_window_and_the_csv(tmp_path: Path) -> None:
     assert argv[-2:] == ["-f", str(tmp_path / "o.csv")]
     rate = command("m", "u", "http", tmp_path / "q.json", LoadPoint("request_rate", 250), tmp_path / "o.csv", settings)
     assert "--request-rate-range 250" in " ".join(rate)
+    counted = replace(settings, request_count_window=20000)
+    joined = " ".join(
+        command("m", "u", "grpc", tmp_path / "q.json", LoadPoint("concurrency", 16), tmp_path / "o", counted)
+    )
+    assert "--measurement-mode count_windows --measurement-request-count 20000" in joined
+    assert "--measurement-interval" not in joined
 
 
 def test_csv_rows_come_back_in_milliseconds() -> None:
