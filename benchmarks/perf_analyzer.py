@@ -300,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     texts = load_texts(max_docs=args.docs)
     data = write_input_sets(texts.queries, texts.documents, args.out / "input-data")
+    raw = args.out / "raw"  # perf_analyzer's own CSV and log per load point, apart from the collected CSVs
     concurrency = [LoadPoint("concurrency", v) for v in _numbers(args.concurrency)]
     rates = [LoadPoint("request_rate", v) for v in _numbers(args.request_rate)]
     settings = PerfSettings(measurement_interval_ms=args.interval_ms)
@@ -316,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for point in concurrency + (rates if inputs in args.rate_inputs else []):
                     try:
                         found = run_point(
-                            args.model, server.url(protocol), protocol, inputs, data[inputs], point, args.out, settings
+                            args.model, server.url(protocol), protocol, inputs, data[inputs], point, raw, settings
                         )
                     except PerfAnalyzerError as error:
                         print(f"skipped {protocol} {inputs} {point.mode}={point.value:g}: {error}")
