@@ -98,7 +98,10 @@ def perf_section(folder: Path, relative_to: Path) -> str:
         load_file = csv_path.with_suffix(".load.txt")
         load_text = load_file.read_text().strip() if load_file.exists() else "not recorded"
         parts += [f"### {csv_path.stem}", "", f"Load average (1/5/15 min): {load_text}.", ""]
-        for png in sorted(folder.glob(f"{csv_path.stem}-*.png")):
+        # Exactly this CSV's plots (a model's name is a prefix of its null-encoder CSV's).
+        for png in (folder / f"{csv_path.stem}-{mode}.png" for mode in ("concurrency", "request_rate")):
+            if not png.exists():
+                continue
             parts += [f"![{png.stem}]({png.relative_to(relative_to).as_posix()})", ""]
         parts += [perf_table(rows), ""]
     return "\n".join(parts).strip() or "(no perf_analyzer results yet: run `make bench`)"

@@ -176,3 +176,15 @@ def test_report_rewrites_only_its_own_section() -> None:
     assert "| m | http | mixed | 100 req/s offered | 99.9 | 3.5 | 4.9 | 6.0 |" in updated
     with pytest.raises(ValueError, match="markers"):
         replace_section("no markers", "perf", table)
+
+
+def test_each_perf_section_shows_only_its_own_plots(tmp_path: Path) -> None:
+    from instruct_embed.benchmarks.report import perf_section
+
+    rows = parse_csv(CONCURRENCY_CSV, "m", "grpc", "queries")
+    for stem in ("m", "m-null"):  # a model's name is a prefix of its null-encoder results
+        write_rows(rows, tmp_path / f"{stem}.csv")
+        (tmp_path / f"{stem}-concurrency.png").write_bytes(b"png")
+    sections = {part.split("\n", 1)[0]: part for part in perf_section(tmp_path, tmp_path).split("### ")[1:]}
+    assert "(m-concurrency.png)" in sections["m"] and "m-null-concurrency" not in sections["m"]
+    assert "(m-null-concurrency.png)" in sections["m-null"] and "(m-concurrency.png)" not in sections["m-null"]
