@@ -72,10 +72,10 @@ class Run:
         self.vectors: dict[str, np.ndarray] = {}
         self.foreign: list[float] = []  # cores other people's processes used during each kept repeat
 
-    def clean(self, run: Callable[[], T]) -> T:
-        """`run()` while no one else uses the cores: waits for that, and runs it again (up to --retries times)
-        when other processes used more than --foreign-max cores meanwhile. The load average would count this
-        benchmark itself, so the guard counts only processes outside this one's process tree."""
+    def guarded(self, run: Callable[[], T]) -> tuple[T, float]:
+        """`run()` while no one else uses the cores, and the cores others used meanwhile: waits for idle cores,
+        and runs it again (up to --retries times) when other processes used more than --foreign-max cores. The
+        load average would count this benchmark itself, so the guard counts only processes outside its tree."""
         from .machine import ForeignCpu, wait_for_idle
 
         a = self.args
@@ -85,10 +85,15 @@ class Run:
             value = run()
             foreign = probe.cores()
             if foreign <= a.foreign_max or attempt == a.retries:
-                self.foreign.append(foreign)
-                return value
+                return value, foreign
             print(f"    other processes used {foreign:.2f} cores meanwhile: measuring again")
         raise AssertionError("unreachable")
+
+    def clean(self, run: Callable[[], T]) -> T:
+        """guarded(run)'s value; the cores others used go to the next add()'s note."""
+        value, foreign = self.guarded(run)
+        self.foreign.append(foreign)
+        return value
 
     def timed(self, repeats: int, run: Callable[[], object]) -> list[float]:
         """Seconds per run, each run guarded by clean()."""
@@ -100,10 +105,20 @@ class Run:
 
         return [self.clean(once) for _ in range(repeats)]
 
-    def add(self, scenario: str, system: str, unit: str, values: Sequence[float], note: str = "") -> None:
-        if self.foreign:
-            note = f"{note}; others used <= {max(self.foreign):.2f} cores".lstrip("; ")
-            self.foreign = []
+    def add(
+        self,
+        scenario: str,
+        system: str,
+        unit: str,
+        values: Sequence[float],
+        note: str = "",
+        foreign: Sequence[float] | None = None,
+    ) -> None:
+        """Record a measurement; `foreign`: cores others used per repeat (default: those clean() collected)."""
+        if foreign is None:
+            foreign, self.foreign = self.foreign, []
+        if foreign:
+            note = f"{note}; others used <= {max(foreign):.2f} cores".lstrip("; ")
         m = Measurement(self.model, scenario, system, unit, tuple(float(v) for v in values), note)
         self.found.append(m)
         print(f"  {scenario:>12} | {system:<28} {m.median:10.4g} {unit}  ({', '.join(f'{v:.4g}' for v in values)})")
@@ -144,13 +159,11 @@ class Run:
         results: dict[str, list[tuple[Any, float]]] = {name: [] for name in runners}
         for _ in self.args.runs:
             for name, run in runners.items():
-                value = self.clean(run)
-                results[name].append((value, self.foreign.pop()))
+                results[name].append(self.guarded(run))
         return results
 
     def _add_in_turn(self, scenario: str, system: str, unit: str, runs: list[tuple[float, float]], note: str) -> None:
-        self.foreign = [foreign for _, foreign in runs]
-        self.add(scenario, system, unit, [value for value, _ in runs], note)
+        self.add(scenario, system, unit, [value for value, _ in runs], note, [foreign for _, foreign in runs])
 
     def _online(self, url: str, ort: InProcessOrt, torch_st) -> None:
         from . import load
@@ -327,13 +340,12 @@ class Run:
                 def measure(u: str = url, w: PerfSettings = window) -> PerfRow:
                     return run_point(self.model, u, "grpc", scenario, data, point, folder, w)[0]
 
-                rows = [self.clean(measure) for _ in a.runs]
+                guarded = [self.guarded(measure) for _ in a.runs]
+            rows, foreign = [r for r, _ in guarded], [f for _, f in guarded]
             kind = "short queries" if scenario == "ceiling" else "queries, cycled"
             note = f"perf_analyzer gRPC, {len(texts)} {kind}, {a.concurrency} in flight"
-            foreign = list(self.foreign)
-            self.add(scenario, system, "req/s", [r.throughput for r in rows], note)
-            self.foreign = foreign
-            self.add(f"{scenario} p95", system, "ms", [r.p95_ms for r in rows], note)
+            self.add(scenario, system, "req/s", [r.throughput for r in rows], note, foreign)
+            self.add(f"{scenario} p95", system, "ms", [r.p95_ms for r in rows], note, foreign)
 
 
 def write_report(measurements: Sequence[Measurement], context: dict[str, object], path: Path) -> Path:
