@@ -38,6 +38,10 @@ from .schemas import (
 
 TRUNCATE = {"end": "end", "start": "start", "none": "none"}
 T = TypeVar("T")
+# An oversized body up to this many times the limit is read and dropped before the 413 goes out: answering and
+# closing with unread bytes makes the kernel reset the connection, and a client still sending its body then sees
+# "connection reset" instead of the 413. Larger bodies are refused at once (reading them would cost too much).
+DRAIN_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 411, "send the body with a Content-Length header (chunked bodies are refused)"
             ).response()
         if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
-            return GatewayError(
+            if int(length) <= DRAIN_FACTOR * settings.max_request_bytes:
+                async for _ in request.stream():
+                    pass
+            refusal = GatewayError(
                 413, f"request body of {length} bytes exceeds the limit of {settings.max_request_bytes}"
             ).response()
+            refusal.headers["connection"] = "close"
+            return refusal
         return await call_next(request)
 
     @app.get("/health/live")
