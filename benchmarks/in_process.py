@@ -34,7 +34,7 @@ class InProcessOrt:
         sessions: int = 1,
         run_cost_tokens: int = 0,
     ) -> None:
-        from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder, OrtSettings
+        from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings
         from instruct_embed.model_repository.runtime.preprocess import Preprocessor
 
         from instruct_embed.catalog import get_spec
@@ -46,10 +46,10 @@ class InProcessOrt:
         config = {**spec.runtime_config(), "encoder_inputs": list(encoder_input_names(spec))}
         self.preprocessor = Preprocessor(config, hf_dir / "tokenizer.json")
         per_session = max(1, threads // sessions)
-        settings = OrtSettings(
+        settings = CpuEncoderSettings(
             intra_op_threads=per_session, allow_spinning=allow_spinning, token_budget=token_budget, max_rows=max_rows
         )
-        self.encoders = [OrtEncoder(str(onnx), settings) for _ in range(sessions)]
+        self.encoders = [CpuEncoder(str(onnx), settings) for _ in range(sessions)]
         self.token_budget, self.max_rows, self.run_cost_tokens = token_budget, max_rows, run_cost_tokens
         self.label = (
             f"in-process ONNX Runtime: {sessions} session(s) x {per_session} thread(s), token budget {token_budget}, "

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from instruct_embed.client.lexical import lexical_weights
-from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder
+from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings
+from instruct_embed.model_repository.runtime.graph_sessions import FP32
 from instruct_embed.model_repository.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
 from instruct_embed.model_repository.runtime.tokenization import PromptTokenizer, TokenizerSettings
 
@@ -80,7 +81,7 @@ def server_tokenizer(spec: ModelSpec, hf_dir: Path) -> PromptTokenizer:
     return PromptTokenizer(str(hf_dir / "tokenizer.json"), TokenizerSettings.from_config(spec.runtime_config()))
 
 
-def run_graph(tokenizer: PromptTokenizer, encoder: OrtEncoder, prompts: Sequence[Prompt]) -> dict[str, np.ndarray]:
+def run_graph(tokenizer: PromptTokenizer, encoder: CpuEncoder, prompts: Sequence[Prompt]) -> dict[str, np.ndarray]:
     """Tokenise with the server's tokenizer code and run the graph once on the whole batch."""
     batch = tokenizer.encode(prompts)
     feeds = {INPUT_IDS: batch.input_ids, ATTENTION_MASK: batch.attention_mask, POOL_MASK: batch.pool_mask}
@@ -113,6 +114,7 @@ def validate_onnx(
     trust_remote_code: bool = False,
     tolerance: float | None = None,
     reference: Reference | None = None,
+    cpu_precision: str = FP32,
 ) -> ValidationReport:
     """Compare `onnx_path` with the fp32 reference on `texts` as queries and documents.
 
@@ -120,12 +122,13 @@ def validate_onnx(
     precision is compared with the fp32 reference, so a 16-bit graph's report says what it costs. Raises
     ValidationError when any output holds NaN/Inf, a dense cosine (or, for BGE-M3, a ColBERT cosine) is below
     the tolerance, a lexical weight differs by more than 10 * (1 - tolerance) of the largest weight, or
-    a batch differs from single requests.
+    a batch differs from single requests. `cpu_precision` picks the CPU runtime the server will run it on
+    ("bf16": OpenVINO with bf16 matrix units, graph_sessions.py).
     """
     tolerance = spec.tolerance if tolerance is None else tolerance
     prompts = build_prompts(spec, texts)
     try:
-        encoder = OrtEncoder(str(onnx_path))
+        encoder = CpuEncoder(str(onnx_path), CpuEncoderSettings(precision=cpu_precision))
     except Exception as error:  # onnxruntime raises its own NotImplemented for ops without a CPU kernel
         if "NOT_IMPLEMENTED" not in str(error):
             raise

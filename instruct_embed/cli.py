@@ -36,6 +36,13 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         "ONNX Runtime on CPU runs fp32 best",
     )
     p.add_argument(
+        "--cpu-precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="python_ort: fp32 runs the graph on ONNX Runtime; bf16 runs it on OpenVINO with the CPU's bf16 matrix "
+        "units (AMX / AVX512-BF16 only), about 4x faster, validated against the fp32 reference",
+    )
+    p.add_argument(
         "--repository",
         type=Path,
         help="render into this repository (default: the cache home's; miniatures go to its miniature-repository)",
@@ -113,7 +120,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         precision=parse_enum(Precision, args.precision, "precision"),
         hf_dir=args.hf_dir,
         repository=args.repository,
-        serving=ServingOptions(target=parse_enum(EncoderTarget, args.target, "target")),
+        serving=ServingOptions(
+            target=parse_enum(EncoderTarget, args.target, "target"), cpu_precision=args.cpu_precision
+        ),
         force=args.force,
         optimize=args.optimize,
     )

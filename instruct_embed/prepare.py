@@ -17,6 +17,7 @@ from instruct_embed.export.optimize import can_optimize, optimize_onnx
 from instruct_embed.export.validate import ValidationReport, validate_onnx, validation_tolerance
 from instruct_embed.model_repository.configs import ServingOptions
 from instruct_embed.model_repository.render import ModelArtifacts, render_model
+from instruct_embed.model_repository.runtime.graph_sessions import BF16, CpuPrecisionError
 from instruct_embed.model_repository.targets import EncoderTarget
 from instruct_embed.paths import ModelPaths, miniature_repository_dir, model_paths, repository_dir, wheel_cache
 
@@ -98,9 +99,32 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
             fused, [onnx_path], options, spec, hf_dir, lambda: optimize_onnx(spec, hf_dir, onnx_path, fused)
         )
         served, report = fused, fused_report
+    if options.serving.target is EncoderTarget.PYTHON_ORT and options.serving.cpu_precision == BF16:
+        report += "; served in bf16 (OpenVINO): " + _validated_cpu_bf16(served, options, spec, hf_dir)
     repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
     render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", served), repository, options.serving)
     return PreparedModel(spec.name, hf_dir, served, repository, spec.license, report)
+
+
+def _validated_cpu_bf16(graph: Path, options: PrepareOptions, spec: ModelSpec, hf_dir: Path) -> str:
+    """The fp32 graph as the bf16 CPU runtime computes it, against the fp32 reference (half-precision tolerance)."""
+    if options.precision is not Precision.FP32:
+        raise CpuPrecisionError(
+            f"cpu_precision bf16 computes an fp32 graph in bf16; this graph is {options.precision.value}: "
+            "prepare it with --precision fp32"
+        )
+    report_file = graph.with_suffix(".cpu-bf16.validation.txt")
+    if options.force or not _is_fresh(report_file, [graph]):
+        report = validate_onnx(
+            spec,
+            hf_dir,
+            graph,
+            trust_remote_code=options.trust_remote_code,
+            tolerance=validation_tolerance(spec, Precision.BF16),
+            cpu_precision=BF16,
+        )
+        report_file.write_text(str(report))
+    return report_file.read_text()
 
 
 def _wants_optimization(spec: ModelSpec, options: PrepareOptions) -> bool:

@@ -14,6 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from instruct_embed.catalog import ModelSpec
 from instruct_embed.catalog.tensors import INPUT_IDS, TOKEN_IDS, encoder_input_names, encoder_outputs
 
+from .runtime.graph_sessions import CPU_PRECISIONS, CpuPrecisionError
 from .runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, outputs_to_parameter
 from .runtime.preprocess import SPEC_PARAMETER
 from .targets import EncoderTarget
@@ -33,7 +34,10 @@ class ServingOptions:
     preprocess_instances: int = 1
     encoder_instances: int = 1
     gpu: bool = False
-    ort_intra_op_threads: int = 0
+    ort_intra_op_threads: int = 0  # the CPU encoder's threads per instance (ONNX Runtime's or OpenVINO's)
+    # python_ort: "fp32" runs the graph on ONNX Runtime; "bf16" runs the same graph on OpenVINO with the CPU's bf16
+    # matrix units (AMX / AVX512-BF16; refused where the CPU has none), validated against the fp32 reference.
+    cpu_precision: str = "fp32"
     token_budget: int = 8192  # padded tokens per encoder run (python_ort): bounds one run, sorts out padding
     # What one more ONNX Runtime run costs, in tokens (python_ort): the encoder cuts a batch into sub-batches where
     # padding would cost more than that (benchmarks/README.md: +25 % on 1-text requests); 0: fill up to the budget.
@@ -51,6 +55,12 @@ class ServingOptions:
     max_queue_size: int = 64  # requests waiting per step (0: unbounded)
     queue_timeout_us: int = 30_000_000  # a request still queued after this is refused (0: never)
     allow_timeout_override: bool = True  # a request's own `timeout` parameter may set its wait instead
+
+    def __post_init__(self) -> None:
+        if self.cpu_precision not in CPU_PRECISIONS:
+            raise CpuPrecisionError(
+                f"cpu_precision {self.cpu_precision!r} is not offered; choose one of {', '.join(CPU_PRECISIONS)}"
+            )
 
 
 def preprocess_name(spec: ModelSpec) -> str:
@@ -122,6 +132,7 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.parameters["max_rows_per_run"].string_value = str(options.max_batch_size)
         config.parameters["ort_allow_spinning"].string_value = "1" if options.ort_allow_spinning else "0"
         config.parameters["run_cost_tokens"].string_value = str(options.run_cost_tokens)
+        config.parameters["cpu_precision"].string_value = options.cpu_precision
     elif options.target is EncoderTarget.NULL:
         config.backend = "python"
         null_outputs = [NullOutput(o.name, o.dims, o.per_token) for o in encoder_outputs(spec)]

@@ -89,7 +89,7 @@ def render_model(
         _python_model(encoder_dir, "null_encoder_model.py")  # no graph: the outputs cost nothing
         return [ensemble_dir, preprocess_dir, encoder_dir]
     if options.target is EncoderTarget.PYTHON_ORT:
-        version_dir = _python_model(encoder_dir, "ort_encoder_model.py")
+        version_dir = _python_model(encoder_dir, "cpu_encoder_model.py")
     else:
         version_dir = encoder_dir / VERSION
         version_dir.mkdir(parents=True, exist_ok=True)

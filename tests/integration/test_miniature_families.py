@@ -26,7 +26,7 @@ from instruct_embed.export.validate import (
     validation_tolerance,
 )
 from instruct_embed.model_repository.render import ModelArtifacts, render_model
-from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder
+from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder
 from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
 from tokenizers import Tokenizer
 
@@ -50,7 +50,7 @@ TOKENIZER_TEXTS = (
 )
 
 
-def graph_feed(encoder: OrtEncoder, batch) -> dict[str, np.ndarray]:
+def graph_feed(encoder: CpuEncoder, batch) -> dict[str, np.ndarray]:
     feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "pool_mask": batch.pool_mask}
     return {name: feeds[name] for name in encoder.input_names}
 
@@ -169,7 +169,7 @@ def test_nv_embed_instruction_changes_the_vector_but_is_not_pooled() -> None:
     assert np.array_equal(batch.pool_mask, expected["pool_mask"].numpy()), "the card's pool_mask"
     instruction_tokens = (batch.attention_mask - batch.pool_mask).sum(axis=1)
     assert (instruction_tokens > 5).all()
-    encoder = OrtEncoder(str(model.onnx))
+    encoder = CpuEncoder(str(model.onnx))
     served = encoder.run(graph_feed(encoder, batch))["embedding"]
     assert float(cosine_rows(served, oracle(name).embed_prompts(prompts).dense).min()) >= 0.9999
     assert float(cosine_rows(served[:1], served[1:])[0]) < 0.9999, "the instruction reaches the text by attention"
@@ -179,7 +179,7 @@ def test_nv_embed_instruction_changes_the_vector_but_is_not_pooled() -> None:
 
 def test_nv_embed_graph_is_bidirectional_through_onnx() -> None:
     # Pool one early position only: its vector moves with a later token only if attention looks ahead.
-    encoder = OrtEncoder(str(prepared("NV-Embed-v2").onnx))
+    encoder = CpuEncoder(str(prepared("NV-Embed-v2").onnx))
     ids = np.array([[1, 300, 301, 302, 303, 304, 2], [1, 300, 301, 302, 303, 999, 2]], dtype=np.int64)
     mask = np.ones_like(ids)
     pool = np.zeros_like(ids)
@@ -194,7 +194,7 @@ def test_bge_m3_sparse_maxima_and_colbert_masking() -> None:
     texts = ["the the the cat sat", "x", DOCUMENTS[0]]
     prompts = build_prompts(spec, texts)[: len(texts)]
     batch = server_tokenizer(spec, model.hf_dir).encode(prompts)
-    encoder = OrtEncoder(str(model.onnx))
+    encoder = CpuEncoder(str(model.onnx))
     out = encoder.run(graph_feed(encoder, batch))
     expected = oracle(name).embed_prompts(prompts)
     assert expected.sparse is not None and expected.colbert is not None

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder, OrtSettings, RunStats
+from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
 from instruct_embed.model_repository.runtime.sub_batching import plan_sub_batches
 from onnx import TensorProto, helper
 
@@ -67,7 +67,7 @@ def request(rows: list[list[int]]) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("budget", [4, 16, 10_000])
 def test_many_requests_give_what_each_gives_alone(tmp_path: Path, budget: int) -> None:
-    encoder = OrtEncoder(tiny_graph(tmp_path / "t.onnx"), OrtSettings(token_budget=budget, max_rows=3))
+    encoder = CpuEncoder(tiny_graph(tmp_path / "t.onnx"), CpuEncoderSettings(token_budget=budget, max_rows=3))
     requests = [request([[1, 2, 3], [4]]), request([[5] * 9]), request([[6, 7], [8, 9, 10, 11], [12]])]
     stats = RunStats()
     together = encoder.run_requests(requests, stats)
@@ -84,7 +84,9 @@ def test_many_requests_give_what_each_gives_alone(tmp_path: Path, budget: int) -
 @given(st.lists(st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=12), min_size=1, max_size=4), max_size=6))
 def test_ragged_batches_never_mix_rows_up(tmp_path_factory: pytest.TempPathFactory, shapes: list) -> None:
     path = tmp_path_factory.getbasetemp() / "fuzz.onnx"
-    encoder = OrtEncoder(tiny_graph(path) if not path.exists() else str(path), OrtSettings(token_budget=24, max_rows=4))
+    encoder = CpuEncoder(
+        tiny_graph(path) if not path.exists() else str(path), CpuEncoderSettings(token_budget=24, max_rows=4)
+    )
     requests = [request(rows) for rows in shapes]
     for req, result in zip(requests, encoder.run_requests(requests), strict=True):
         expected = np.array([[sum(r), len(r)] for r in _rows(req)], dtype=np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from instruct_embed.model_repository.configs import ServingOptions, encoder_config
-from instruct_embed.model_repository.runtime.ort_encoder import OrtEncoder, OrtSettings, RunStats
+from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
 from instruct_embed.model_repository.runtime.sub_batching import SubBatchPlan, plan_sub_batches
 
 from instruct_embed.catalog import get_spec
@@ -73,8 +73,8 @@ def test_a_high_run_cost_keeps_one_batch() -> None:
 
 
 def test_encoder_with_a_run_cost_gives_what_each_request_gives_alone(tmp_path: Path) -> None:
-    settings_ = OrtSettings(token_budget=10_000, max_rows=8, run_cost_tokens=2)
-    encoder = OrtEncoder(tiny_graph(tmp_path / "t.onnx"), settings_)
+    settings_ = CpuEncoderSettings(token_budget=10_000, max_rows=8, run_cost_tokens=2)
+    encoder = CpuEncoder(tiny_graph(tmp_path / "t.onnx"), settings_)
     requests = [request([[1, 2, 3], [4]]), request([[5] * 9]), request([[6, 7], [8, 9, 10, 11], [12]])]
     stats = RunStats()
     for req, result in zip(requests, encoder.run_requests(requests, stats), strict=True):
@@ -87,12 +87,12 @@ def test_encoder_with_a_run_cost_gives_what_each_request_gives_alone(tmp_path: P
 def test_run_cost_travels_from_the_serving_options_to_the_encoder() -> None:
     spec = get_spec("multilingual-e5-small")
     params = encoder_config(spec, ServingOptions(run_cost_tokens=24)).parameters
-    assert OrtSettings.from_parameters({k: v.string_value for k, v in params.items()}).run_cost_tokens == 24
-    assert OrtSettings.from_parameters({}).run_cost_tokens == 0
+    assert CpuEncoderSettings.from_parameters({k: v.string_value for k, v in params.items()}).run_cost_tokens == 24
+    assert CpuEncoderSettings.from_parameters({}).run_cost_tokens == 0
 
 
 def test_each_request_is_handed_over_once_as_soon_as_its_rows_have_run(tmp_path: Path) -> None:
-    encoder = OrtEncoder(tiny_graph(tmp_path / "t.onnx"), OrtSettings(token_budget=10_000, max_rows=2))
+    encoder = CpuEncoder(tiny_graph(tmp_path / "t.onnx"), CpuEncoderSettings(token_budget=10_000, max_rows=2))
     requests = [request([[5] * 40, [6] * 30]), request([[1, 2]]), request([[3] * 20, [4, 4, 4]])]
     handed: list[tuple[int, dict[str, np.ndarray]]] = []
     results = encoder.run_requests(requests, on_done=lambda i, outputs: handed.append((i, outputs)))

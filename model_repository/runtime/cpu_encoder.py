@@ -1,4 +1,4 @@
-"""The encoder step on CPU: ONNX Runtime over the exported graph, many Triton requests per run."""
+"""The encoder step on CPU: the exported graph (ONNX Runtime fp32 or OpenVINO bf16), many Triton requests per run."""
 
 from __future__ import annotations
 
@@ -6,27 +6,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import onnxruntime as ort
 
+from .graph_sessions import FP32, GraphSession, open_graph_session
 from .sub_batching import SubBatchPlan, plan_sub_batches
 
 
 @dataclass(frozen=True)
-class OrtSettings:
-    intra_op_threads: int = 0  # 0: ONNX Runtime decides (one per core)
-    allow_spinning: bool = False  # spinning threads steal the core the preprocess and clients need
+class CpuEncoderSettings:
+    intra_op_threads: int = 0  # 0: the runtime decides (one per core)
+    allow_spinning: bool = False  # ONNX Runtime's spinning threads steal the core the preprocess and clients need
+    precision: str = FP32  # "fp32": ONNX Runtime; "bf16": OpenVINO with bf16 matrix units (graph_sessions.py)
     token_budget: int = 8192  # padded tokens per ONNX Runtime run (bounds one run's time and memory)
     max_rows: int = 64  # rows per ONNX Runtime run
     run_cost_tokens: int = 0  # > 0: split sub-batches where padding costs more than another run (plan_sub_batches)
 
     @classmethod
-    def from_parameters(cls, parameters: Mapping[str, str]) -> OrtSettings:
+    def from_parameters(cls, parameters: Mapping[str, str]) -> CpuEncoderSettings:
         return cls(
             intra_op_threads=int(parameters.get("ort_intra_op_threads", "0")),
             allow_spinning=parameters.get("ort_allow_spinning", "0") == "1",
             token_budget=int(parameters.get("token_budget", "8192")),
             max_rows=int(parameters.get("max_rows_per_run", "64")),
             run_cost_tokens=int(parameters.get("run_cost_tokens", "0")),
+            precision=parameters.get("cpu_precision", FP32),
         )
 
 
@@ -44,7 +46,7 @@ class RunStats:
         self.sub_batch_rows.extend(len(b) for b in plan.batches)
 
 
-class OrtEncoder:
+class CpuEncoder:
     """Runs the graph on a list of requests, each a dict of [n_i, L_i] int64 arrays (padded per request).
 
     All rows of all requests are cut to their real length (from attention_mask), sorted by length, grouped
@@ -53,26 +55,17 @@ class OrtEncoder:
     zero on its padding, so they line up with that request's input_ids.
     """
 
-    def __init__(self, onnx_path: str, settings: OrtSettings = OrtSettings()) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.intra_op_threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.allow_spinning else "0")
+    def __init__(self, onnx_path: str, settings: CpuEncoderSettings = CpuEncoderSettings()) -> None:
         self.settings = settings
-        self.session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        first = self.session.get_inputs()[0].shape
-        sequence_axis = first[1] if len(first) > 1 else None
-        self.per_token_outputs = {
-            o.name
-            for o in self.session.get_outputs()
-            if isinstance(sequence_axis, str) and len(o.shape) > 1 and o.shape[1] == sequence_axis
-        }
+        self.session: GraphSession = open_graph_session(
+            onnx_path, settings.precision, settings.intra_op_threads, settings.allow_spinning
+        )
+        self.input_names = self.session.input_names
+        self.output_names = self.session.output_names
+        self.per_token_outputs = self.session.per_token_outputs
 
     def run(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, {name: feed[name] for name in self.input_names})
-        return dict(zip(self.output_names, values, strict=True))
+        return self.session.run(feed)
 
     def run_requests(
         self,

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
-from instruct_embed_runtime.ort_encoder import OrtEncoder, OrtSettings, RunStats
+from instruct_embed_runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
 
 ONNX_FILE = "model.onnx"
 SUB_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128]
@@ -15,7 +15,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        self.encoder = OrtEncoder(str(version_dir / ONNX_FILE), OrtSettings.from_parameters(parameters))
+        self.encoder = CpuEncoder(str(version_dir / ONNX_FILE), CpuEncoderSettings.from_parameters(parameters))
         self._metrics(config["name"])
 
     def _metrics(self, model):

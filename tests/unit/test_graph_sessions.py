@@ -1,0 +1,89 @@
+"""The CPU encoder's two runtimes: ONNX Runtime fp32 and OpenVINO bf16 answer alike; bad precisions are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from instruct_embed.model_repository.configs import ServingOptions, encoder_config
+from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
+from instruct_embed.model_repository.runtime.graph_sessions import (
+    BF16_CAPABILITY,
+    CpuPrecisionError,
+    open_graph_session,
+    require_bf16,
+)
+
+from instruct_embed.catalog import get_spec
+from tests.unit.test_sub_batching import request, tiny_graph
+
+
+def cpu_has_bf16() -> bool:
+    import openvino as ov
+
+    return BF16_CAPABILITY in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+needs_bf16 = pytest.mark.skipif(
+    not cpu_has_bf16(), reason="this CPU has no bf16 matrix units (AMX-BF16 / AVX512-BF16) for OpenVINO's bf16 path"
+)
+
+
+@needs_bf16
+def test_bf16_session_finds_the_same_inputs_outputs_and_per_token_outputs(tmp_path: Path) -> None:
+    path = tiny_graph(tmp_path / "t.onnx")
+    fp32 = open_graph_session(path, "fp32", threads=1, allow_spinning=False)
+    bf16 = open_graph_session(path, "bf16", threads=1, allow_spinning=False)
+    assert bf16.input_names == fp32.input_names == ["input_ids", "attention_mask"]
+    assert bf16.output_names == fp32.output_names == ["embedding", "per_token"]
+    assert bf16.per_token_outputs == fp32.per_token_outputs == {"per_token"}
+
+
+@needs_bf16
+def test_bf16_encoder_re_batches_ragged_requests_like_the_fp32_one(tmp_path: Path) -> None:
+    path = tiny_graph(tmp_path / "t.onnx")
+    requests = [request([[1, 2, 3], [4]]), request([[5] * 9]), request([[6, 7], [8, 9, 10, 11], [12]])]
+    settings = CpuEncoderSettings(token_budget=8, max_rows=2, intra_op_threads=1)
+    fp32 = CpuEncoder(path, settings).run_requests(requests)
+    stats = RunStats()
+    bf16 = CpuEncoder(path, CpuEncoderSettings(**{**settings.__dict__, "precision": "bf16"})).run_requests(
+        requests, stats
+    )
+    for a, b in zip(fp32, bf16, strict=True):
+        # Small integer sums are exact in bf16 too: any difference would be a row mixed up or misplaced.
+        assert np.array_equal(a["embedding"], b["embedding"])
+        assert np.array_equal(a["per_token"], b["per_token"])
+    assert stats.real_tokens == 20
+
+
+@needs_bf16
+def test_bf16_outputs_are_not_overwritten_by_the_next_run(tmp_path: Path) -> None:
+    session = open_graph_session(tiny_graph(tmp_path / "t.onnx"), "bf16", threads=1, allow_spinning=False)
+    first = session.run(request([[1, 2]]))["embedding"].copy()
+    kept = session.run(request([[1, 2]]))["embedding"]
+    session.run(request([[7, 7, 7]]))
+    assert np.array_equal(kept, first)
+
+
+def test_a_cpu_without_bf16_units_is_refused_with_what_to_do() -> None:
+    with pytest.raises(CpuPrecisionError, match=r"AMX-BF16 or AVX512-BF16.*FP32, INT8.*serve with fp32"):
+        require_bf16(["FP32", "INT8"])
+    require_bf16(["FP32", "BF16"])  # no error
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8", "BF16"])
+def test_unknown_cpu_precisions_are_refused_listing_the_offered_ones(precision: str, tmp_path: Path) -> None:
+    with pytest.raises(CpuPrecisionError, match=r"choose one of fp32, bf16"):
+        ServingOptions(cpu_precision=precision)
+    with pytest.raises(CpuPrecisionError, match=r"choose one of fp32, bf16"):
+        open_graph_session(tiny_graph(tmp_path / "t.onnx"), precision, threads=1, allow_spinning=False)
+
+
+def test_the_encoder_config_carries_the_cpu_precision_to_the_model() -> None:
+    spec = get_spec("multilingual-e5-small")
+    parameters = encoder_config(spec, ServingOptions(cpu_precision="bf16")).parameters
+    assert parameters["cpu_precision"].string_value == "bf16"
+    settings = CpuEncoderSettings.from_parameters({k: v.string_value for k, v in parameters.items()})
+    assert settings.precision == "bf16"
+    assert CpuEncoderSettings.from_parameters({}).precision == "fp32"
