@@ -33,6 +33,7 @@ class InProcessOrt:
         allow_spinning: bool = False,
         sessions: int = 1,
         run_cost_tokens: int = 0,
+        precision: str = "fp32",
     ) -> None:
         from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings
         from instruct_embed.model_repository.runtime.preprocess import Preprocessor
@@ -47,12 +48,17 @@ class InProcessOrt:
         self.preprocessor = Preprocessor(config, hf_dir / "tokenizer.json")
         per_session = max(1, threads // sessions)
         settings = CpuEncoderSettings(
-            intra_op_threads=per_session, allow_spinning=allow_spinning, token_budget=token_budget, max_rows=max_rows
+            intra_op_threads=per_session,
+            allow_spinning=allow_spinning,
+            token_budget=token_budget,
+            max_rows=max_rows,
+            precision=precision,
         )
         self.encoders = [CpuEncoder(str(onnx), settings) for _ in range(sessions)]
         self.token_budget, self.max_rows, self.run_cost_tokens = token_budget, max_rows, run_cost_tokens
+        runtime = "ONNX Runtime fp32" if precision == "fp32" else f"OpenVINO {precision}"
         self.label = (
-            f"in-process ONNX Runtime: {sessions} session(s) x {per_session} thread(s), token budget {token_budget}, "
+            f"in-process {runtime}: {sessions} session(s) x {per_session} thread(s), token budget {token_budget}, "
             f"run cost {run_cost_tokens}"
         )
         self.last_padding_efficiency = float("nan")
@@ -90,9 +96,14 @@ class InProcessOrt:
 
 
 class SentenceTransformersBaseline:
-    """sentence-transformers `encode` on CPU PyTorch, with the same templates, max length and thread count."""
+    """sentence-transformers `encode` on CPU PyTorch, with the same templates, max length and thread count.
 
-    def __init__(self, model: str, hf_dir: Path, threads: int, batch_size: int = 32) -> None:
+    `bf16_autocast`: the same model under `torch.autocast("cpu", torch.bfloat16)`, PyTorch's own use of the CPU's
+    bf16 units: the like-for-like comparison for our bf16 CPU encoder."""
+
+    def __init__(
+        self, model: str, hf_dir: Path, threads: int, batch_size: int = 32, bf16_autocast: bool = False
+    ) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -103,7 +114,11 @@ class SentenceTransformersBaseline:
         self.model = SentenceTransformer(str(hf_dir), device="cpu")
         self.model.max_seq_length = get_spec(model).max_length
         self.batch_size = batch_size
-        self.label = f"sentence-transformers {self._version()} (PyTorch, batch {batch_size}, {threads} threads)"
+        self.bf16_autocast = bf16_autocast
+        precision = "bf16 autocast" if bf16_autocast else "fp32"
+        self.label = (
+            f"sentence-transformers {self._version()} (PyTorch {precision}, batch {batch_size}, {threads} threads)"
+        )
 
     @staticmethod
     def _version() -> str:
@@ -112,13 +127,19 @@ class SentenceTransformersBaseline:
         return metadata.version("sentence-transformers")
 
     def embed(self, texts: Sequence[str], role: str) -> np.ndarray:
+        import contextlib
+
+        import torch
+
         from .texts import prompted
 
-        vectors = self.model.encode(
-            prompted(self.model_name, texts, role),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16_autocast else contextlib.nullcontext()
+        with precision:
+            vectors = self.model.encode(
+                prompted(self.model_name, texts, role),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+        return vectors.float().numpy()

@@ -43,6 +43,13 @@ TARGETS = (
     Target("bulk documents: server / in-process", ("bulk", "server"), ("bulk", "in-process ORT"), 0.9),
     Target("bulk padding efficiency (server /metrics)", ("padding", "server"), None, 0.9),
     Target("bulk: server / sentence-transformers", ("bulk", "server"), ("bulk", "sentence-transformers"), 1.5),
+    # Only in bf16 runs: against PyTorch's own bf16 (autocast), so the precision is the same on both sides.
+    Target(
+        "bulk: server / sentence-transformers bf16 autocast",
+        ("bulk", "server"),
+        ("bulk", "sentence-transformers bf16"),
+        1.5,
+    ),
     Target("query p95 under bulk load: off / on", ("priority off", "server"), ("priority on", "server"), 3.0),
     Target("null-encoder ceiling (gRPC, c=16), req/s", ("ceiling", "server null encoder"), None, 1000.0),
 )

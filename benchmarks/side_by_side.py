@@ -38,6 +38,9 @@ T = TypeVar("T")
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
+# One encoder run's padded tokens, tuned per precision on this machine: bf16 (AMX) runs need more rows to pay off.
+TUNED_TOKEN_BUDGET = {"fp32": 512, "bf16": 2048}
+ST_BF16 = "sentence-transformers bf16"  # PyTorch autocast, measured beside a bf16 server
 SCENARIOS = ("online", "bulk", "priority", "ceiling", "cache", "tokenizer")
 
 
@@ -53,6 +56,7 @@ def serving_options(args: argparse.Namespace, **changes: object):
         token_budget=args.token_budget,
         ort_allow_spinning=args.spinning,
         preprocess_instances=args.preprocess_instances,
+        cpu_precision=args.cpu_precision,
     )
     return replace(options, **changes)
 
@@ -143,11 +147,19 @@ class Run:
             if "online" in a.scenarios:
                 self._online(url, ort_for["online"], torch_st)
             if "bulk" in a.scenarios:
-                self._bulk(server, url, ort_for["bulk"], torch_st)
+                # A bf16 server is also compared with PyTorch's own bf16 (autocast): like for like.
+                torch_bf16 = (
+                    SentenceTransformersBaseline(
+                        self.model, self.hf_dir, a.threads, batch_size=a.st_batch, bf16_autocast=True
+                    )
+                    if a.cpu_precision == "bf16"
+                    else None
+                )
+                self._bulk(server, url, ort_for["bulk"], torch_st, torch_bf16)
             del torch_st
             gc.collect()
         if "server" in self.vectors:
-            for system in ("in-process ORT", "sentence-transformers"):
+            for system in ("in-process ORT", "sentence-transformers", ST_BF16):
                 if system in self.vectors:
                     cosine = _min_cosine(self.vectors["server"], self.vectors[system])
                     self.add("agreement", f"server vs {system}", "min cosine", [cosine], "same documents")
@@ -195,12 +207,15 @@ class Run:
         for system, embedder in (("in-process ORT", ort), ("sentence-transformers", torch_st)):
             self._add_in_turn("online", system, "texts/s", streams[system], embedder.label)
 
-    def _bulk(self, server, url: str, ort: InProcessOrt, torch_st) -> None:
+    def _bulk(self, server, url: str, ort: InProcessOrt, torch_st, torch_bf16=None) -> None:
         from . import load
 
         a, documents = self.args, self.texts.documents
         load.bulk(url, a.protocol, self.model, documents[: a.max_batch_size], a.bulk_concurrency)  # warm
-        for embedder in (ort, torch_st):
+        baselines = {"in-process ORT": ort, "sentence-transformers": torch_st}
+        if torch_bf16 is not None:
+            baselines[ST_BF16] = torch_bf16
+        for embedder in baselines.values():
             embedder.embed(documents[:32], "document")
         efficiencies: list[float] = []
 
@@ -218,19 +233,13 @@ class Run:
 
             return run
 
-        runs = self._in_turn(
-            {
-                "server": served,
-                "in-process ORT": rate("in-process ORT", ort),
-                "sentence-transformers": rate("sentence-transformers", torch_st),
-            }
-        )
+        runs = self._in_turn({"server": served, **{system: rate(system, e) for system, e in baselines.items()}})
         note = f"SDK {a.protocol} bulk path, {a.bulk_concurrency} requests in flight"
         self._add_in_turn("bulk", "server", "texts/s", runs["server"], note)
         self.add("padding", "server", "real/computed", efficiencies, "encoder's /metrics counters, bulk runs")
-        self._add_in_turn("bulk", "in-process ORT", "texts/s", runs["in-process ORT"], ort.label)
         self.add("padding", "in-process ORT", "real/computed", [ort.last_padding_efficiency], "its sub-batch plan")
-        self._add_in_turn("bulk", "sentence-transformers", "texts/s", runs["sentence-transformers"], torch_st.label)
+        for system, embedder in baselines.items():
+            self._add_in_turn("bulk", system, "texts/s", runs[system], embedder.label)
 
     def calibrate(self, scenario: str) -> tuple[int, int, int]:
         """The fastest in-process ORT (sessions, token budget, run cost) for `scenario` on a subset (one run each)."""
@@ -267,6 +276,7 @@ class Run:
             allow_spinning=a.spinning,
             sessions=sessions,
             run_cost_tokens=run_cost_tokens,
+            precision=a.cpu_precision,
         )
 
     def tokenizer(self, ort) -> None:
@@ -387,7 +397,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bulk-concurrency", type=int, default=4, help="bulk requests the SDK keeps in flight")
     parser.add_argument("--max-batch-size", type=int, default=16, help="the served models' max_batch_size")
     parser.add_argument("--queue-delay-us", type=int, default=0, help="the encoder batcher's max queue delay")
-    parser.add_argument("--token-budget", type=int, default=512, help="padded tokens per ONNX Runtime run")
+    parser.add_argument(
+        "--token-budget",
+        type=int,
+        help="padded tokens per encoder run (default: 512 in fp32, 2048 in bf16, benchmarks/README.md \"Tuning\")",
+    )
+    parser.add_argument(
+        "--cpu-precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="the server's and the in-process limit's CPU precision (bf16: OpenVINO on AMX / AVX512-BF16)",
+    )
     parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's threads spin (server and ORT)")
     parser.add_argument("--preprocess-instances", type=int, default=1)
     parser.add_argument(
@@ -411,6 +431,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tag", default="", help="results go to side_by_side[-TAG].json/.md (pieces of one run)")
     args = parser.parse_args(argv)
     args.runs = range(args.repeats)
+    if args.token_budget is None:
+        args.token_budget = TUNED_TOKEN_BUDGET[args.cpu_precision]
     return args
 
 

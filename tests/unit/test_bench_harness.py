@@ -161,6 +161,26 @@ def test_a_missed_target_is_reported_as_missed() -> None:
     assert "| no |" in ratio_table([row])
 
 
+def test_the_like_for_like_bf16_row_appears_only_beside_a_bf16_baseline() -> None:
+    fp32_run = [_m("bulk", "server", (30.0,)), _m("bulk", "sentence-transformers", (10.0,))]
+    assert [r.target for r in ratio_rows(fp32_run)] == ["bulk: server / sentence-transformers"]
+    bf16_run = [*fp32_run, _m("bulk", "sentence-transformers bf16", (25.0,))]
+    rows = {r.target: r for r in ratio_rows(bf16_run)}
+    assert rows["bulk: server / sentence-transformers"].met
+    like_for_like = rows["bulk: server / sentence-transformers bf16 autocast"]
+    assert like_for_like.value == pytest.approx(1.2) and not like_for_like.met
+
+
+def test_the_token_budget_defaults_to_the_one_tuned_for_the_precision() -> None:
+    from instruct_embed.benchmarks.side_by_side import TUNED_TOKEN_BUDGET, parse_args, serving_options
+
+    for precision in ("fp32", "bf16"):
+        args = parse_args(["--cpu-precision", precision])
+        options = serving_options(args)
+        assert (options.cpu_precision, options.token_budget) == (precision, TUNED_TOKEN_BUDGET[precision])
+    assert serving_options(parse_args(["--cpu-precision", "bf16", "--token-budget", "700"])).token_budget == 700
+
+
 def test_measurements_table_lists_every_repeat() -> None:
     table = measurements_table([_m("online", "server", (1.0, 2.0, 3.0))])
     assert "| m | online | server | 2 | texts/s | 1, 2, 3 |" in table
