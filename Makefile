@@ -68,12 +68,18 @@ bench-setup: setup $(PERF_ANALYZER) ## perf_analyzer 2.48.0 (+ libb64-0d, libcud
 	LD_LIBRARY_PATH=$(BENCH)/lib $(PERF_ANALYZER) --version
 
 BENCH_MODELS ?= multilingual-e5-small all-MiniLM-L6-v2
+HAS_BF16 = $(BIN)/python -c "from instruct_embed.model_repository.runtime.graph_sessions import cpu_has_bf16 as has; \
+	raise SystemExit(not has())"
 bench: bench-setup ## side-by-side runs (in pieces), perf_analyzer sweeps, plots; rewrites the tables in benchmarks/README.md
 	for model in $(BENCH_MODELS); do \
 		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk tokenizer \
 			--tag $$model-throughput || exit 1; \
 		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios priority ceiling cache \
 			--tag $$model-latency || exit 1; \
+		if $(HAS_BF16); then \
+			$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk priority \
+				--cpu-precision bf16 --tag $$model-bf16 || exit 1; \
+		else echo "no bf16 units on this CPU (AMX-BF16 / AVX512-BF16): the bf16 pieces are skipped"; fi; \
 	done
 	$(BIN)/python -m instruct_embed.benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small \
 		--concurrency 1,4,16 --request-rate 20,40

@@ -33,6 +33,12 @@ def perf_table(rows: Sequence[PerfRow]) -> str:
     return "\n".join(lines)
 
 
+def is_bf16(path: Path) -> bool:
+    """Whether a side-by-side piece served the CPU encoder in bf16 (its context records the serving options)."""
+    _, context = load(path)
+    return "cpu_precision='bf16'" in str(context.get("serving", ""))
+
+
 def _pieces(paths: Sequence[Path]) -> tuple[list, list[dict]]:
     measurements, contexts = [], []
     for path in paths:
@@ -122,9 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     document = args.readme.read_text()
     pieces = sorted(args.results.glob("side_by_side*.json"))
-    if pieces:
-        document = replace_section(document, "side-by-side", side_by_side_section(pieces))
-        document = replace_section(document, "headline", headline_section(pieces))
+    # fp32 and bf16 runs measure the same (model, scenario, system): each precision gets its own tables.
+    by_precision = {"": [p for p in pieces if not is_bf16(p)], "-bf16": [p for p in pieces if is_bf16(p)]}
+    for suffix, paths in by_precision.items():
+        if paths:
+            document = replace_section(document, f"side-by-side{suffix}", side_by_side_section(paths))
+            document = replace_section(document, f"headline{suffix}", headline_section(paths))
     perf = args.results / "perf_analyzer"
     if perf.is_dir():
         document = replace_section(document, "perf-analyzer", perf_section(perf, args.readme.parent))

@@ -400,7 +400,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--token-budget",
         type=int,
-        help="padded tokens per encoder run (default: 512 in fp32, 2048 in bf16, benchmarks/README.md \"Tuning\")",
+        help='padded tokens per encoder run (default: 512 in fp32, 2048 in bf16, benchmarks/README.md "Tuning")',
     )
     parser.add_argument(
         "--cpu-precision",

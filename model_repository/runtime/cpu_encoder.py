@@ -16,8 +16,8 @@ class CpuEncoderSettings:
     intra_op_threads: int = 0  # 0: the runtime decides (one per core)
     allow_spinning: bool = False  # ONNX Runtime's spinning threads steal the core the preprocess and clients need
     precision: str = FP32  # "fp32": ONNX Runtime; "bf16": OpenVINO with bf16 matrix units (graph_sessions.py)
-    token_budget: int = 8192  # padded tokens per ONNX Runtime run (bounds one run's time and memory)
-    max_rows: int = 64  # rows per ONNX Runtime run
+    token_budget: int = 8192  # padded tokens per encoder run (bounds one run's time and memory)
+    max_rows: int = 64  # rows per encoder run
     run_cost_tokens: int = 0  # > 0: split sub-batches where padding costs more than another run (plan_sub_batches)
 
     @classmethod

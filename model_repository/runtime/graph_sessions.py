@@ -65,6 +65,12 @@ class OrtGraphSession:
         return dict(zip(self.output_names, values, strict=True))
 
 
+def cpu_has_bf16() -> bool:
+    import openvino as ov
+
+    return BF16_CAPABILITY in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def require_bf16(capabilities: Sequence[str]) -> None:
     if BF16_CAPABILITY not in capabilities:
         raise CpuPrecisionError(

@@ -1,4 +1,4 @@
-"""Triton Python model: the encoder step on ONNX Runtime (CPU), for servers without the ORT backend."""
+"""Triton Python model: the encoder step on CPU (ONNX Runtime fp32 or OpenVINO bf16) in the Python backend."""
 
 import json
 from pathlib import Path
@@ -33,10 +33,10 @@ class TritonPythonModel:
                 kind=counter,
             ),
             "runs": pb_utils.MetricFamily(
-                name="instruct_embed_sub_batches_total", description="ONNX Runtime runs", kind=counter
+                name="instruct_embed_sub_batches_total", description="Encoder graph runs", kind=counter
             ),
             "rows": pb_utils.MetricFamily(
-                name="instruct_embed_sub_batch_rows", description="Rows per ONNX Runtime run", kind=histogram
+                name="instruct_embed_sub_batch_rows", description="Rows per encoder graph run", kind=histogram
             ),
         }
         self.real_tokens = self.families["real"].Metric(labels=labels)

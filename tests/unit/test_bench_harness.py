@@ -208,3 +208,29 @@ def test_each_perf_section_shows_only_its_own_plots(tmp_path: Path) -> None:
     sections = {part.split("\n", 1)[0]: part for part in perf_section(tmp_path, tmp_path).split("### ")[1:]}
     assert "(m-concurrency.png)" in sections["m"] and "m-null-concurrency" not in sections["m"]
     assert "(m-null-concurrency.png)" in sections["m-null"] and "(m-concurrency.png)" not in sections["m-null"]
+
+
+def test_fp32_and_bf16_runs_get_their_own_tables(tmp_path: Path) -> None:
+    from instruct_embed.benchmarks.ratios import save
+    from instruct_embed.benchmarks.report import main
+
+    def piece(name: str, serving: str, server: float) -> None:
+        context = {
+            "date": "d", "machine": "2 cores", "load_start": "0", "load_end": "0", "texts": "t", "threads": 2,
+            "repeats": 1, "command": "c", "serving": serving, "versions": {},
+        }  # fmt: skip
+        found = [_m("bulk", "server", (server,)), _m("bulk", "in-process ORT", (100.0,))]
+        save(found, tmp_path / f"side_by_side-{name}.json", context)
+
+    piece("fp32", "ServingOptions(cpu_precision='fp32', token_budget=512)", 91.0)
+    piece("bf16", "ServingOptions(cpu_precision='bf16', token_budget=2048)", 37.0)
+    readme = tmp_path / "README.md"
+    sections = ("headline", "headline-bf16", "side-by-side", "side-by-side-bf16")
+    readme.write_text("\n".join(f"<!-- {n}:start -->\n<!-- {n}:end -->" for n in sections))
+    assert main(["--results", str(tmp_path), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    fp32_part = text.split("<!-- headline-bf16:start -->")[0]
+    bf16_part = text.split("<!-- headline-bf16:start -->")[1].split("<!-- headline-bf16:end -->")[0]
+    assert "91 / 100" in fp32_part and "37 / 100" not in fp32_part
+    assert "37 / 100" in bf16_part and "91 / 100" not in bf16_part
+    assert "token_budget=2048" in text.split("<!-- side-by-side-bf16:start -->")[1]

@@ -9,21 +9,14 @@ import pytest
 from instruct_embed.model_repository.configs import ServingOptions, encoder_config
 from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
 from instruct_embed.model_repository.runtime.graph_sessions import (
-    BF16_CAPABILITY,
     CpuPrecisionError,
+    cpu_has_bf16,
     open_graph_session,
     require_bf16,
 )
 
 from instruct_embed.catalog import get_spec
 from tests.unit.test_sub_batching import request, tiny_graph
-
-
-def cpu_has_bf16() -> bool:
-    import openvino as ov
-
-    return BF16_CAPABILITY in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-
 
 needs_bf16 = pytest.mark.skipif(
     not cpu_has_bf16(), reason="this CPU has no bf16 matrix units (AMX-BF16 / AVX512-BF16) for OpenVINO's bf16 path"
