@@ -14,7 +14,7 @@ from pathlib import Path
 from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
 from instruct_embed.export.optimize import can_optimize, optimize_onnx
-from instruct_embed.export.validate import ValidationReport, validate_onnx, validation_tolerance
+from instruct_embed.export.validate import ValidationError, ValidationReport, validate_onnx, validation_tolerance
 from instruct_embed.model_repository.configs import ServingOptions
 from instruct_embed.model_repository.render import ModelArtifacts, render_model
 from instruct_embed.model_repository.runtime.graph_sessions import BF16, CpuPrecisionError
@@ -115,14 +115,19 @@ def _validated_cpu_bf16(graph: Path, options: PrepareOptions, spec: ModelSpec, h
         )
     report_file = graph.with_suffix(".cpu-bf16.validation.txt")
     if options.force or not _is_fresh(report_file, [graph]):
-        report = validate_onnx(
-            spec,
-            hf_dir,
-            graph,
-            trust_remote_code=options.trust_remote_code,
-            tolerance=validation_tolerance(spec, Precision.BF16),
-            cpu_precision=BF16,
-        )
+        try:
+            report = validate_onnx(
+                spec,
+                hf_dir,
+                graph,
+                trust_remote_code=options.trust_remote_code,
+                tolerance=validation_tolerance(spec, Precision.BF16),
+                cpu_precision=BF16,
+            )
+        except ValidationError as error:
+            raise ValidationError(
+                f"cpu_precision bf16 (OpenVINO) is not accurate enough: {error}; serve fp32"
+            ) from error
         report_file.write_text(str(report))
     return report_file.read_text()
 

@@ -80,3 +80,34 @@ def test_the_encoder_config_carries_the_cpu_precision_to_the_model() -> None:
     settings = CpuEncoderSettings.from_parameters({k: v.string_value for k, v in parameters.items()})
     assert settings.precision == "bf16"
     assert CpuEncoderSettings.from_parameters({}).precision == "fp32"
+
+
+def test_bf16_serving_needs_an_fp32_graph(tmp_path: Path) -> None:
+    from instruct_embed.catalog import Precision
+    from instruct_embed.prepare import PrepareOptions, _validated_cpu_bf16
+
+    options = PrepareOptions(precision=Precision.FP16, serving=ServingOptions(cpu_precision="bf16"))
+    with pytest.raises(CpuPrecisionError, match=r"this graph is fp16: prepare it with --precision fp32"):
+        _validated_cpu_bf16(tmp_path / "model.onnx", options, get_spec("multilingual-e5-small"), tmp_path)
+
+
+def test_a_bf16_validation_failure_says_to_serve_fp32_and_caches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from instruct_embed.export.validate import ValidationError
+
+    import instruct_embed.prepare as prepare
+
+    def inaccurate(*args: object, **kwargs: object) -> None:
+        assert kwargs["cpu_precision"] == "bf16"
+        raise ValidationError("bge-m3: lexical weights differ by 1.08e-02 of the largest")
+
+    monkeypatch.setattr(prepare, "validate_onnx", inaccurate)
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"graph")
+    options = prepare.PrepareOptions(serving=ServingOptions(cpu_precision="bf16"))
+    with pytest.raises(
+        ValidationError, match=r"cpu_precision bf16 \(OpenVINO\) is not accurate enough: bge-m3.*serve fp32"
+    ):
+        prepare._validated_cpu_bf16(graph, options, get_spec("bge-m3"), tmp_path)
+    assert not list(tmp_path.glob("*.validation.txt"))
