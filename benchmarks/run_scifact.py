@@ -124,10 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = server.http_url if args.protocol == "http" else server.grpc_url
         with EmbedClient(url, args.protocol) as client:
             for model, variant in runs:
-                embedder = ServerEmbedder(client, model)
+                served = ServerEmbedder(client, model)
                 if bf16:  # the table keeps what precedes "://": "server http bf16"
-                    embedder.label = embedder.label.replace("://", " bf16://", 1)
-                results.append(run_retrieval(data, embedder, model, variant, progress))
+                    served.label = served.label.replace("://", " bf16://", 1)
+                results.append(run_retrieval(data, served, model, variant, progress))
                 print(results[-1].summary(), flush=True)
     if args.in_process:
         e5 = "multilingual-e5-small"

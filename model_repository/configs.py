@@ -14,7 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from instruct_embed.catalog import ModelSpec
 from instruct_embed.catalog.tensors import INPUT_IDS, TOKEN_IDS, encoder_input_names, encoder_outputs
 
-from .runtime.graph_sessions import CPU_PRECISIONS, CpuPrecisionError
+from .runtime.graph_sessions import CPU_PRECISIONS, FP32, CpuPrecisionError
 from .runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, outputs_to_parameter
 from .runtime.preprocess import SPEC_PARAMETER
 from .targets import EncoderTarget
@@ -60,6 +60,11 @@ class ServingOptions:
         if self.cpu_precision not in CPU_PRECISIONS:
             raise CpuPrecisionError(
                 f"cpu_precision {self.cpu_precision!r} is not offered; choose one of {', '.join(CPU_PRECISIONS)}"
+            )
+        if self.cpu_precision != FP32 and self.target is not EncoderTarget.PYTHON_ORT:
+            raise CpuPrecisionError(
+                f"cpu_precision {self.cpu_precision} applies to the {EncoderTarget.PYTHON_ORT} target (the "
+                f"Python-backend CPU encoder), not to {self.target}"
             )
 
 

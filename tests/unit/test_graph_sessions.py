@@ -73,6 +73,14 @@ def test_unknown_cpu_precisions_are_refused_listing_the_offered_ones(precision: 
         open_graph_session(tiny_graph(tmp_path / "t.onnx"), precision, threads=1, allow_spinning=False)
 
 
+@pytest.mark.parametrize("target", ["onnxruntime", "tensorrt", "null"])
+def test_bf16_is_refused_for_targets_that_do_not_run_the_cpu_encoder(target: str) -> None:
+    from instruct_embed.model_repository.targets import EncoderTarget
+
+    with pytest.raises(CpuPrecisionError, match=rf"applies to the python_ort target .*not to {target}"):
+        ServingOptions(target=EncoderTarget(target), cpu_precision="bf16")
+
+
 def test_the_encoder_config_carries_the_cpu_precision_to_the_model() -> None:
     spec = get_spec("multilingual-e5-small")
     parameters = encoder_config(spec, ServingOptions(cpu_precision="bf16")).parameters
