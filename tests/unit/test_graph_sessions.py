@@ -119,3 +119,48 @@ def test_a_bf16_validation_failure_says_to_serve_fp32_and_caches_nothing(
     ):
         prepare._validated_cpu_bf16(graph, options, get_spec("bge-m3"), tmp_path)
     assert not list(tmp_path.glob("*.validation.txt"))
+
+
+def bf16_graph(path: Path) -> str:
+    """embedding = float(bf16(input_ids) * bf16(2)): a bf16 op ONNX Runtime's CPU provider has no kernel for."""
+    from onnx import TensorProto, helper
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])
+    out = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", "sequence"])
+    nodes = [
+        helper.make_node("Cast", ["input_ids"], ["ids_bf16"], to=TensorProto.BFLOAT16),
+        helper.make_node("Mul", ["ids_bf16", "two"], ["doubled"]),
+        helper.make_node("Cast", ["doubled"], ["embedding"], to=TensorProto.FLOAT),
+    ]
+    # As raw bytes (bf16 2.0 = 0x4000), as torch's exporter writes initializers: OpenVINO 2026.4 reads a bf16 tensor
+    # kept in int32_data as the integer 16384, a misreading that validation against the reference would catch.
+    two = helper.make_tensor("two", TensorProto.BFLOAT16, [], np.array([0x4000], dtype="<u2").tobytes(), raw=True)
+    graph = helper.make_graph(nodes, "bf16", [ids], [out], initializer=[two])
+    import onnx
+
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return str(path)
+
+
+def test_a_bf16_graph_is_refused_with_both_reasons_where_neither_runtime_can_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import instruct_embed.export.validate as validate
+
+    monkeypatch.setattr(validate, "cpu_has_bf16", lambda: False)
+    path = Path(bf16_graph(tmp_path / "model.bf16.onnx"))
+    with pytest.raises(
+        validate.UnsupportedOnCpu, match=r"no bf16 kernels.*this CPU has no bf16 units.*model.bf16.onnx"
+    ):
+        validate._cpu_encoder(get_spec("multilingual-e5-small"), path, "fp32")
+
+
+@needs_bf16
+def test_a_bf16_graph_runs_on_openvino_for_validation(tmp_path: Path) -> None:
+    import instruct_embed.export.validate as validate
+
+    path = Path(bf16_graph(tmp_path / "model.bf16.onnx"))
+    encoder = validate._cpu_encoder(get_spec("multilingual-e5-small"), path, "fp32")
+    assert encoder.settings.precision == "bf16"
+    ids = np.array([[1, 2, 3]], dtype=np.int64)
+    assert np.array_equal(encoder.run({"input_ids": ids})["embedding"], 2.0 * ids)
