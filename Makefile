@@ -19,7 +19,7 @@ $(BIN)/instruct-embed: pyproject.toml
 setup: $(BIN)/instruct-embed ## create .venv with the pinned stack (CPU torch, tritonserver from nvidia-pytriton)
 
 serve: setup ## prepare MODEL (default multilingual-e5-small), start a local Triton server, embed an example
-	$(BIN)/instruct-embed serve --model $(MODEL)
+	$(BIN)/instruct-embed serve --model $(MODEL) $(if $(CPU_PRECISION),--cpu-precision $(CPU_PRECISION))
 
 test: setup ## run every test: unit, real local models, a real tritonserver on loopback
 	$(BIN)/python -m pytest

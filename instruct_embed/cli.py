@@ -70,6 +70,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-port", type=int, default=8002)
     p.add_argument("--repository", type=Path, help="serve this repository (default: the cache home's)")
     p.add_argument("--no-prepare", action="store_true", help="do not prepare missing models first")
+    p.add_argument(
+        "--cpu-precision",
+        choices=["fp32", "bf16"],
+        help="(re)render the models' CPU encoder in this precision first, as `prepare --cpu-precision` does "
+        "(bf16: OpenVINO on AMX / AVX512-BF16; default: keep what the repository has, fp32 when new)",
+    )
     p.add_argument("--no-example", action="store_true", help="skip the example query/document request")
 
 
@@ -137,7 +143,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from instruct_embed.paths import repository_dir
-    from instruct_embed.prepare import PrepareOptions, prepare_model
     from instruct_embed.server import LocalTritonServer, ServerOptions
     from instruct_embed.server.process import run_until_signalled
 
@@ -145,9 +150,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     repository = args.repository or repository_dir()
     for name in models:
         get_spec(name)  # an unknown name fails here, listing the known ones
-        if not args.no_prepare and not (repository / name / "config.pbtxt").exists():
-            print(f"preparing {name} (first run only) ...", flush=True)
-            prepare_model(name, PrepareOptions(repository=repository))
+    _prepare_for_serving(models, repository, args)
     loaded = tuple(f"{n}{suffix}" for n in models for suffix in ("", "_preprocess", "_encoder"))
     options = ServerOptions(
         repository=repository,
@@ -166,6 +169,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _print_example(models[0], server.http_url)
     print("serving; Ctrl-C to stop", flush=True)
     return run_until_signalled(server)
+
+
+def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse.Namespace) -> None:
+    """Prepare what is missing; with --cpu-precision, render every model again in that precision (validated)."""
+    from instruct_embed.model_repository.configs import ServingOptions
+    from instruct_embed.prepare import PrepareOptions, prepare_model
+
+    for name in models:
+        if args.cpu_precision is not None:
+            print(f"preparing {name} with a {args.cpu_precision} CPU encoder ...", flush=True)
+            serving = ServingOptions(cpu_precision=args.cpu_precision)
+            prepare_model(name, PrepareOptions(repository=repository, serving=serving))
+        elif not args.no_prepare and not (repository / name / "config.pbtxt").exists():
+            print(f"preparing {name} (first run only) ...", flush=True)
+            prepare_model(name, PrepareOptions(repository=repository))
 
 
 def _print_example(model: str, http_url: str) -> None:

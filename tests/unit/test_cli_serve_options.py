@@ -1,0 +1,47 @@
+"""`serve`'s preparation step: what is missing is prepared; --cpu-precision renders every model again in it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from instruct_embed import cli
+
+
+@pytest.fixture
+def prepared(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    import instruct_embed.prepare as prepare
+
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(prepare, "prepare_model", lambda name, options: calls.append((name, options)))
+    return calls
+
+
+def serve_args(*flags: str) -> object:
+    return cli.build_parser().parse_args(["serve", *flags])
+
+
+def test_only_models_without_a_config_are_prepared(tmp_path: Path, prepared: list) -> None:
+    (tmp_path / "all-MiniLM-L6-v2").mkdir()
+    (tmp_path / "all-MiniLM-L6-v2" / "config.pbtxt").write_text("name: 'x'")
+    cli._prepare_for_serving(("multilingual-e5-small", "all-MiniLM-L6-v2"), tmp_path, serve_args())
+    assert [(name, options.serving.cpu_precision) for name, options in prepared] == [("multilingual-e5-small", "fp32")]
+
+
+def test_cpu_precision_renders_every_model_again_in_it(tmp_path: Path, prepared: list) -> None:
+    (tmp_path / "all-MiniLM-L6-v2").mkdir()
+    (tmp_path / "all-MiniLM-L6-v2" / "config.pbtxt").write_text("name: 'x'")
+    args = serve_args("--cpu-precision", "bf16", "--no-prepare")
+    cli._prepare_for_serving(("multilingual-e5-small", "all-MiniLM-L6-v2"), tmp_path, args)
+    assert [(name, o.serving.cpu_precision, o.repository) for name, o in prepared] == [
+        ("multilingual-e5-small", "bf16", tmp_path),
+        ("all-MiniLM-L6-v2", "bf16", tmp_path),
+    ]
+
+
+def test_an_unknown_cpu_precision_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        serve_args("--cpu-precision", "int8")
+    error = capsys.readouterr().err
+    assert "--cpu-precision: invalid choice: 'int8'" in error and "fp32" in error and "bf16" in error
