@@ -15,10 +15,11 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
 
 from instruct_embed.evaluation import EvalResult, Variant, limit, load_scifact, run_retrieval
 
@@ -31,7 +32,6 @@ RUNS = (
 # Published nDCG@10 on this split (SOURCE.md of the data): the original, unrounded weights in MTEB.
 PUBLISHED = {"multilingual-e5-small": 0.67585}
 RESULTS_DOC = Path(__file__).resolve().parent / "scifact.md"
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 BF16_RUNS = tuple((model, variant) for model, variant in RUNS if variant is Variant.CARD)
 
 
@@ -68,12 +68,10 @@ def table(results: Sequence[EvalResult], subset: str, load: str) -> str:
 
 
 def write_table(text: str, path: Path = RESULTS_DOC, section: str = "results") -> None:
-    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
-    doc = path.read_text()
-    if start not in doc or end not in doc:
-        raise SystemExit(f"{path} lacks the {start} / {end} markers")
-    pattern = f"{re.escape(start)}.*{re.escape(end)}"
-    path.write_text(re.sub(pattern, lambda _: f"{start}\n{text}\n{end}", doc, flags=re.DOTALL))
+    """Replace the text between `<!-- section:start -->` and `<!-- section:end -->` (report.replace_section)."""
+    from .report import replace_section
+
+    path.write_text(replace_section(path.read_text(), section, text))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help=f"print the table only, leave {RESULTS_DOC.name}")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument(
-        "--cpu-precision", default="fp32", choices=["fp32", "bf16"], help="bf16: the card runs on the bf16 encoder"
+        "--cpu-precision", default="fp32", choices=CPU_PRECISIONS, help="bf16: the card runs on the bf16 encoder"
     )
     args = parser.parse_args(argv)
     bf16 = args.cpu_precision == "bf16"

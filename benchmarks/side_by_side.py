@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
 
 from .in_process import InProcessOrt
 from .ratios import Measurement, measurements_table, ratio_rows, ratio_table, save
@@ -405,7 +406,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--cpu-precision",
         default="fp32",
-        choices=["fp32", "bf16"],
+        choices=CPU_PRECISIONS,
         help="the server's and the in-process limit's CPU precision (bf16: OpenVINO on AMX / AVX512-BF16)",
     )
     parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's threads spin (server and ORT)")

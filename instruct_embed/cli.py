@@ -16,6 +16,7 @@ from instruct_embed.catalog.enums import parse_enum
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
     from instruct_embed.model_repository.targets import EncoderTarget
 
     p = sub.add_parser("prepare", help="build the transformers folder, the validated ONNX graph and the repository")
@@ -38,7 +39,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cpu-precision",
         default="fp32",
-        choices=["fp32", "bf16"],
+        choices=CPU_PRECISIONS,
         help="python_ort: fp32 runs the graph on ONNX Runtime; bf16 runs it on OpenVINO with the CPU's bf16 matrix "
         "units (AMX / AVX512-BF16 only), about 4x faster, validated against the fp32 reference",
     )
@@ -62,6 +63,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
+
     p = sub.add_parser("serve", help="start a local Triton server (bundled binary) and wait for Ctrl-C")
     p.add_argument("--model", action="append", help=f"model to serve (repeatable; default {DEFAULT_MODEL})")
     p.add_argument("--host", default="127.0.0.1", help="bind address; loopback unless you mean to expose it")
@@ -72,7 +75,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prepare", action="store_true", help="do not prepare missing models first")
     p.add_argument(
         "--cpu-precision",
-        choices=["fp32", "bf16"],
+        choices=CPU_PRECISIONS,
         help="(re)render the models' CPU encoder in this precision first, as `prepare --cpu-precision` does "
         "(bf16: OpenVINO on AMX / AVX512-BF16; default: keep what the repository has, fp32 when new)",
     )

@@ -14,7 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from instruct_embed.catalog import ModelSpec
 from instruct_embed.catalog.tensors import INPUT_IDS, TOKEN_IDS, encoder_input_names, encoder_outputs
 
-from .runtime.graph_sessions import CPU_PRECISIONS, FP32, CpuPrecisionError
+from .runtime.graph_sessions import FP32, CpuPrecisionError, check_cpu_precision
 from .runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, outputs_to_parameter
 from .runtime.preprocess import SPEC_PARAMETER
 from .targets import EncoderTarget
@@ -37,7 +37,7 @@ class ServingOptions:
     ort_intra_op_threads: int = 0  # the CPU encoder's threads per instance (ONNX Runtime's or OpenVINO's)
     # python_ort: "fp32" runs the graph on ONNX Runtime; "bf16" runs the same graph on OpenVINO with the CPU's bf16
     # matrix units (AMX / AVX512-BF16; refused where the CPU has none), validated against the fp32 reference.
-    cpu_precision: str = "fp32"
+    cpu_precision: str = FP32
     token_budget: int = 8192  # padded tokens per encoder run (python_ort): bounds one run, sorts out padding
     # What one more ONNX Runtime run costs, in tokens (python_ort): the encoder cuts a batch into sub-batches where
     # padding would cost more than that (benchmarks/README.md: +25 % on 1-text requests); 0: fill up to the budget.
@@ -57,10 +57,7 @@ class ServingOptions:
     allow_timeout_override: bool = True  # a request's own `timeout` parameter may set its wait instead
 
     def __post_init__(self) -> None:
-        if self.cpu_precision not in CPU_PRECISIONS:
-            raise CpuPrecisionError(
-                f"cpu_precision {self.cpu_precision!r} is not offered; choose one of {', '.join(CPU_PRECISIONS)}"
-            )
+        check_cpu_precision(self.cpu_precision)
         if self.cpu_precision != FP32 and self.target is not EncoderTarget.PYTHON_ORT:
             raise CpuPrecisionError(
                 f"cpu_precision {self.cpu_precision} applies to the {EncoderTarget.PYTHON_ORT} target (the "

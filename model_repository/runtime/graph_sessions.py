@@ -32,13 +32,19 @@ class CpuPrecisionError(ValueError):
     """The requested CPU precision cannot run here, or is not one we offer."""
 
 
+def check_cpu_precision(precision: str) -> None:
+    if precision not in CPU_PRECISIONS:
+        raise CpuPrecisionError(
+            f"CPU precision {precision!r} is not offered; choose one of {', '.join(CPU_PRECISIONS)}"
+        )
+
+
 def open_graph_session(onnx_path: str, precision: str, threads: int, allow_spinning: bool) -> GraphSession:
     """A session for `onnx_path` computing in `precision` ("fp32" or "bf16") on `threads` threads (0: all cores)."""
-    if precision == FP32:
-        return OrtGraphSession(onnx_path, threads, allow_spinning)
+    check_cpu_precision(precision)
     if precision == BF16:
         return OpenVinoBf16Session(onnx_path, threads)
-    raise CpuPrecisionError(f"CPU precision {precision!r} is not offered; choose one of {', '.join(CPU_PRECISIONS)}")
+    return OrtGraphSession(onnx_path, threads, allow_spinning)
 
 
 class OrtGraphSession:
