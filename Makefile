@@ -74,7 +74,7 @@ bench: bench-setup ## side-by-side runs (in pieces), perf_analyzer sweeps, plots
 	for model in $(BENCH_MODELS); do \
 		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk tokenizer \
 			--tag $$model-throughput || exit 1; \
-		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios priority ceiling cache \
+		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios priority ceiling cache bursts \
 			--tag $$model-latency || exit 1; \
 		if $(HAS_BF16); then \
 			$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk priority \

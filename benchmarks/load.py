@@ -1,4 +1,5 @@
-"""Client-side load through the SDK: an online query stream, a bulk indexing run, and queries under bulk load.
+"""Client-side load through the SDK: an online query stream, a bulk indexing run, queries under bulk load, and
+bursts of queries on an idle server.
 
 Everything goes through `EmbedClient`, the way a user's code talks to the server; time is wall-clock seconds
 (time.perf_counter) and latencies are per call, retries included.
@@ -111,3 +112,42 @@ def queries_under_bulk_load(
             for worker in workers:
                 worker.join(timeout=600)
     return UnderLoad(tuple(latencies), done, seconds)
+
+
+@dataclass(frozen=True)
+class Bursts:
+    """Per burst of one-text queries sent at once: its median and its slowest request's latency."""
+
+    median_ms: tuple[float, ...]
+    worst_ms: tuple[float, ...]
+
+    def stalled(self, margin_ms: float) -> int:
+        """Bursts whose slowest request came back more than `margin_ms` after their median one."""
+        return sum(worst - median > margin_ms for median, worst in zip(self.median_ms, self.worst_ms, strict=True))
+
+
+def query_bursts(
+    url: str, protocol: str, model: str, queries: Sequence[str], size: int, bursts: int, gap_s: float = 0.05
+) -> Bursts:
+    """`bursts` times: `size` one-text queries sent together, all awaited, then `gap_s` of idle server. Traffic
+    that comes in bursts is where a request can be left behind in a batcher's queue (benchmarks/README.md,
+    "Stalls"): the last arrivals find every instance busy."""
+    from instruct_embed.client import EmbedClient
+
+    with EmbedClient(url, protocol, concurrency=1) as client, ThreadPoolExecutor(size) as pool:
+        client.model(model)
+
+        def one(text: str) -> float:
+            start = time.perf_counter()
+            client.encode(model, [text], is_query=True)
+            return (time.perf_counter() - start) * 1000.0
+
+        list(pool.map(one, queries[: 4 * size]))  # connections opened, server warm
+        medians, worst = [], []
+        for burst in range(bursts):
+            first = burst * size % max(1, len(queries) - size)
+            latencies = list(pool.map(one, queries[first : first + size]))
+            medians.append(float(np.median(latencies)))
+            worst.append(max(latencies))
+            time.sleep(gap_s)
+        return Bursts(tuple(medians), tuple(worst))

@@ -178,6 +178,15 @@ class BenchServer:
         with urllib.request.urlopen(self._running().metrics_url, timeout=10) as response:
             return parse_metrics(response.read().decode())
 
+    def queue_ms(self, model: str) -> float:
+        """Mean time a request of `model` waited in its queue since the server started (Triton's statistics)."""
+        import json
+
+        url = f"http://{self.http_url}/v2/models/{model}/stats"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            stats = json.loads(response.read())["model_stats"][0]["inference_stats"]
+        return stats["queue"]["ns"] / max(1, stats["success"]["count"]) / 1e6
+
     def padding(self) -> Padding:
         return padding_counters(self.metrics(), encoder_name_of(self.variant.model))
 

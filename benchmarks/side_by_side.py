@@ -11,6 +11,7 @@ runs and the ratios to the issue's targets are in one table. Scenarios, per mode
   ceiling   the null encoder (no model) under perf_analyzer, short queries over gRPC, 16 in flight
   cache     the 300 queries repeated under perf_analyzer, with and without Triton's response cache
   tokenizer tokens/s of one preprocess instance (the server's Preprocessor, one thread)
+  bursts    bursts of 16 one-text queries on an idle server: requests left behind in a queue (the "Stalls")
 Within each repeat of online and bulk, the server, the in-process limit and sentence-transformers run in turn,
 so a drift in the machine's speed during the run weighs on every system alike.
 Writes results/side_by_side.json and results/side_by_side.md (tables) under benchmarks/.
@@ -42,7 +43,10 @@ MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
 # One encoder run's padded tokens, tuned per precision on this machine: bf16 (AMX) runs need more rows to pay off.
 TUNED_TOKEN_BUDGET = {"fp32": 512, "bf16": 2048}
 ST_BF16 = "sentence-transformers bf16"  # PyTorch autocast, measured beside a bf16 server
-SCENARIOS = ("online", "bulk", "priority", "ceiling", "cache", "tokenizer")
+SCENARIOS = ("online", "bulk", "priority", "ceiling", "cache", "tokenizer", "bursts")
+# A burst's slowest request this much later than its median one was left behind: Triton's batcher sleeps 500 ms
+# when idle; a burst of 16 takes ~0.1-0.2 s on two cores.
+STALL_MARGIN_MS = 300.0
 
 
 def serving_options(args: argparse.Namespace, **changes: object):
@@ -319,6 +323,47 @@ class Run:
             )
             self.add(label, "server", "ms", [r.p95() for r in runs], note)
 
+    # -- bursts: requests left behind in a batcher's queue ------------------------------------------------------
+    def bursts(self) -> None:
+        from instruct_embed.model_repository.configs import encoder_name, preprocess_name
+
+        from instruct_embed.catalog import get_spec
+
+        from . import load
+        from .serving import BenchServer, Variant
+
+        a = self.args
+        variant = Variant(f"sbs-{self.model}-bursts", self.model, serving_options(a))
+        with BenchServer(variant, self.root) as server:
+            url = server.url(a.protocol)
+
+            def bursts(u: str = url) -> load.Bursts:
+                return load.query_bursts(u, a.protocol, self.model, self.texts.queries, a.concurrency, a.bursts)
+
+            runs = [self.clean(bursts) for _ in a.runs]
+            spec = get_spec(self.model)
+            queued = {
+                step: server.queue_ms(name(spec))
+                for step, name in (("preprocess", preprocess_name), ("encoder", encoder_name))
+            }
+        note = f"{a.bursts} bursts of {a.concurrency} one-text queries, SDK {a.protocol}"
+        self.add(
+            "bursts stalled",
+            "server",
+            "bursts",
+            [r.stalled(STALL_MARGIN_MS) for r in runs],
+            f"{note}; slowest request > {STALL_MARGIN_MS:.0f} ms after the burst's median",
+        )
+        self.add(
+            "bursts slowest",
+            "server",
+            "ms",
+            [float(np.median(r.worst_ms)) for r in runs],
+            f"{note}; median over bursts of the slowest request",
+        )
+        for step, ms in queued.items():
+            self.add(f"bursts {step} queue", "server", "ms", [ms], "mean wait per request, Triton's statistics")
+
     # -- perf_analyzer: the null-encoder ceiling and the response cache --------------------------------------
     def perf(self, scenario: str) -> None:
         from instruct_embed.model_repository.targets import EncoderTarget
@@ -418,6 +463,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--probes", type=int, default=20, help="queries timed per priority run")
     parser.add_argument("--bulk-requests", type=int, default=12, help="document requests in flight (priority)")
     parser.add_argument("--bulk-batch", type=int, default=8, help="documents per request and max_batch_size (priority)")
+    parser.add_argument("--bursts", type=int, default=40, help="bursts of --concurrency queries per repeat (bursts)")
     parser.add_argument("--interval-ms", type=int, default=4000, help="perf_analyzer's measurement window")
     parser.add_argument(
         "--cache-window-requests", type=int, default=20000, help="perf_analyzer's window (requests) with the cache"
@@ -462,6 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scenario in ("ceiling", "cache"):
             if scenario in args.scenarios:
                 run.perf(scenario)
+        if "bursts" in args.scenarios:
+            run.bursts()
         found.extend(run.found)
     context = {
         "date": datetime.datetime.now().isoformat(timespec="minutes"),

@@ -234,3 +234,18 @@ def test_fp32_and_bf16_runs_get_their_own_tables(tmp_path: Path) -> None:
     assert "91 / 100" in fp32_part and "37 / 100" not in fp32_part
     assert "37 / 100" in bf16_part and "91 / 100" not in bf16_part
     assert "token_budget=2048" in text.split("<!-- side-by-side-bf16:start -->")[1]
+
+
+def test_a_burst_counts_as_stalled_when_its_slowest_request_lags_its_median() -> None:
+    from instruct_embed.benchmarks.load import Bursts
+
+    bursts = Bursts(median_ms=(120.0, 130.0, 110.0), worst_ms=(210.0, 640.0, 409.0))
+    assert bursts.stalled(300.0) == 1  # 510 ms behind; 90 and 299 ms are ordinary spreads
+    assert bursts.stalled(50.0) == 3
+
+
+def test_bursts_is_a_scenario_of_the_side_by_side_run() -> None:
+    from instruct_embed.benchmarks.side_by_side import parse_args
+
+    args = parse_args(["--scenarios", "bursts", "--bursts", "5"])
+    assert args.scenarios == ["bursts"] and args.bursts == 5
