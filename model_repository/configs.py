@@ -50,9 +50,10 @@ class ServingOptions:
     # The ensemble answers a request identical to an earlier one from Triton's response cache (repeated queries);
     # the server must be started with a cache (`--cache-config local,size=N`: ServerOptions.response_cache_bytes).
     response_cache: bool = False
-    # Overload control, on the preprocess and the encoder queues: past these, a request is refused at once with
-    # UNAVAILABLE (the SDK retries with backoff) instead of waiting minutes behind a spike.
-    max_queue_size: int = 64  # requests waiting per step (0: unbounded)
+    # Overload control on the encoder's queue (where requests wait; the preprocess step has none, see
+    # preprocess_config): past these, a request is refused at once with UNAVAILABLE (the SDK retries with backoff)
+    # instead of waiting minutes behind a spike.
+    max_queue_size: int = 64  # requests waiting per priority level (0: unbounded)
     queue_timeout_us: int = 30_000_000  # a request still queued after this is refused (0: never)
     allow_timeout_override: bool = True  # a request's own `timeout` parameter may set its wait instead
 
@@ -101,9 +102,12 @@ def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfi
         _add_tensor(config.output, name, mc.TYPE_INT64, [-1])
     _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+    # A plain batcher: no priority levels, no queue policy. Either one turns off Triton's payload prefetching, and
+    # then a request that arrives while every instance is busy does not wake the batcher, which may be sleeping
+    # its 500 ms idle wait: with them, 5 bursts of 16 queries in 40 left a request ~0.5 s behind, and the wait in
+    # this queue averaged 53 ms (benchmarks/README.md, "Stalls"). Tokenising is cheap: requests wait, and are
+    # ordered and refused, at the encoder.
     config.dynamic_batching.SetInParent()
-    _priorities(config, options)
-    _queue_policy(config, options)
     config.parameters["tokenizer_threads"].string_value = str(options.tokenizer_threads)
     _spec_parameter(config, spec)
     return config

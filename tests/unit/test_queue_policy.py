@@ -1,4 +1,5 @@
-"""Overload control in the rendered configs: bounded queues and waits on both steps, refusals as REJECT."""
+"""Overload control in the rendered configs: a bounded queue and wait at the encoder (where requests wait), refusals
+as REJECT; the preprocess step keeps a plain batcher so that Triton's batcher never strands a request there."""
 
 from __future__ import annotations
 
@@ -12,15 +13,26 @@ from instruct_embed.catalog import get_spec
 
 
 @pytest.mark.parametrize("target", [EncoderTarget.PYTHON_ORT, EncoderTarget.ONNXRUNTIME])
-def test_both_steps_refuse_past_a_bounded_queue_and_wait(target: EncoderTarget) -> None:
+def test_the_encoder_refuses_past_a_bounded_queue_and_wait(target: EncoderTarget) -> None:
     spec = get_spec("multilingual-e5-small")
-    options = ServingOptions(target=target)
-    for config in (preprocess_config(spec, options), encoder_config(spec, options)):
-        policy = config.dynamic_batching.default_queue_policy
-        assert policy.max_queue_size == 64
-        assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
-        assert policy.default_timeout_microseconds == 30_000_000
-        assert policy.allow_timeout_override
+    policy = encoder_config(spec, ServingOptions(target=target)).dynamic_batching.default_queue_policy
+    assert policy.max_queue_size == 64
+    assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
+    assert policy.default_timeout_microseconds == 30_000_000
+    assert policy.allow_timeout_override
+
+
+@pytest.mark.parametrize("target", [EncoderTarget.PYTHON_ORT, EncoderTarget.ONNXRUNTIME])
+def test_the_preprocess_batcher_can_prefetch(target: EncoderTarget) -> None:
+    # Triton's batcher prefetches payloads only without priority levels and without any queue limit or timeout
+    # (PriorityQueue::SupportPrefetching). Without prefetching, a request arriving while every instance is busy
+    # does not wake a batcher in its 500 ms idle wait. Whatever the serving options, the preprocess step qualifies.
+    options = ServingOptions(target=target, priority_levels=2, max_queue_size=8, queue_timeout_us=1_000_000)
+    batching = preprocess_config(get_spec("multilingual-e5-small"), options).dynamic_batching
+    assert batching.priority_levels == 0
+    assert not batching.HasField("default_queue_policy")
+    assert not batching.priority_queue_policy
+    assert batching.max_queue_delay_microseconds == 0
 
 
 def test_the_limits_come_from_the_serving_options() -> None:
@@ -32,6 +44,6 @@ def test_the_limits_come_from_the_serving_options() -> None:
 
 
 def test_zero_means_unbounded_as_in_triton() -> None:
-    config = preprocess_config(get_spec("all-MiniLM-L6-v2"), ServingOptions(max_queue_size=0, queue_timeout_us=0))
+    config = encoder_config(get_spec("all-MiniLM-L6-v2"), ServingOptions(max_queue_size=0, queue_timeout_us=0))
     policy = config.dynamic_batching.default_queue_policy
     assert policy.max_queue_size == 0 and policy.default_timeout_microseconds == 0

@@ -101,9 +101,11 @@ def test_tensorrt_repository_is_complete_and_consistent(name: str, tokenizer_jso
     assert set(batching.preferred_batch_size) <= set(range(1, plan.max_batch_size + 1))
     assert batching.default_queue_policy.timeout_action == mc.ModelQueuePolicy.REJECT
     assert batching.default_queue_policy.max_queue_size == 8 * plan.max_batch_size
-    # Queries (priority 1) overtake documents on the GPU as on the CPU; the preprocess step agrees.
+    # Queries (priority 1) overtake documents at the encoder on the GPU as on the CPU; the preprocess step keeps a
+    # plain batcher (no priorities, no queue policy), so that Triton prefetches and never strands a request there.
     assert (batching.priority_levels, batching.default_priority_level) == (2, 2)
-    assert preprocess.dynamic_batching.priority_levels == 2
+    assert preprocess.dynamic_batching.priority_levels == 0
+    assert not preprocess.dynamic_batching.HasField("default_queue_policy")
 
     # Warmup: real ids at both ends of every profile, mask of ones, files of exactly one sample each.
     corners = set()
