@@ -32,9 +32,14 @@ class ServingOptions:
     max_batch_size: int = 64
     max_queue_delay_us: int = 2000  # how long the encoder's batcher waits for company
     preprocess_instances: int = 1
-    encoder_instances: int = 1
+    # Two, not one: with priorities or queue bounds on, Triton's batcher wakes for a new request only while an
+    # instance is free, so with a single busy instance the last requests of a burst could wait out the batcher's
+    # 500 ms idle sleep (16-25 bursts of 40 with one, none with two:
+    # benchmarks/README.md, "Stalls").
+    encoder_instances: int = 2
     gpu: bool = False
-    ort_intra_op_threads: int = 0  # the CPU encoder's threads per instance (ONNX Runtime's or OpenVINO's)
+    # The CPU encoder's threads per instance (ONNX Runtime's or OpenVINO's); 0: the instances share the cores.
+    ort_intra_op_threads: int = 0
     # python_ort: "fp32" runs the graph on ONNX Runtime; "bf16" runs the same graph on OpenVINO with the CPU's bf16
     # matrix units (AMX / AVX512-BF16; refused where the CPU has none), validated against the fp32 reference.
     cpu_precision: str = FP32
@@ -104,9 +109,9 @@ def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfi
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     # A plain batcher: no priority levels, no queue policy. Either one turns off Triton's payload prefetching, and
     # then a request that arrives while every instance is busy does not wake the batcher, which may be sleeping
-    # its 500 ms idle wait: with them, 5 bursts of 16 queries in 40 left a request ~0.5 s behind, and the wait in
-    # this queue averaged 53 ms (benchmarks/README.md, "Stalls"). Tokenising is cheap: requests wait, and are
-    # ordered and refused, at the encoder.
+    # its 500 ms idle wait: with them, 13 bursts of 16 queries in 40 had such a silence, and the wait in this
+    # queue averaged 86 ms (benchmarks/README.md, "Stalls"). Tokenising is cheap: requests wait, and are ordered
+    # and refused, at the encoder.
     config.dynamic_batching.SetInParent()
     config.parameters["tokenizer_threads"].string_value = str(options.tokenizer_threads)
     _spec_parameter(config, spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ from .sub_batching import SubBatchPlan, plan_sub_batches
 
 @dataclass(frozen=True)
 class CpuEncoderSettings:
-    intra_op_threads: int = 0  # 0: the runtime decides (one per core)
+    intra_op_threads: int = 0  # 0: the runtime decides (one per core); from_parameters shares the cores instead
     allow_spinning: bool = False  # ONNX Runtime's spinning threads steal the core the preprocess and clients need
     precision: str = FP32  # "fp32": ONNX Runtime; "bf16": OpenVINO with bf16 matrix units (graph_sessions.py)
     token_budget: int = 8192  # padded tokens per encoder run (bounds one run's time and memory)
@@ -21,9 +22,14 @@ class CpuEncoderSettings:
     run_cost_tokens: int = 0  # > 0: split sub-batches where padding costs more than another run (plan_sub_batches)
 
     @classmethod
-    def from_parameters(cls, parameters: Mapping[str, str]) -> CpuEncoderSettings:
+    def from_parameters(cls, parameters: Mapping[str, str], instances: int = 1) -> CpuEncoderSettings:
+        """Settings from the model config's parameters; `instances`: the encoder's instance count, among which a
+        thread count of 0 shares this process's cores (each instance is its own process, with its own threads)."""
+        threads = int(parameters.get("ort_intra_op_threads", "0"))
+        if threads == 0:
+            threads = max(1, len(os.sched_getaffinity(0)) // max(1, instances))
         return cls(
-            intra_op_threads=int(parameters.get("ort_intra_op_threads", "0")),
+            intra_op_threads=threads,
             allow_spinning=parameters.get("ort_allow_spinning", "0") == "1",
             token_budget=int(parameters.get("token_budget", "8192")),
             max_rows=int(parameters.get("max_rows_per_run", "64")),

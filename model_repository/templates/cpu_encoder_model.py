@@ -15,7 +15,9 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         version_dir = Path(args["model_repository"]) / args["model_version"]
-        self.encoder = CpuEncoder(str(version_dir / ONNX_FILE), CpuEncoderSettings.from_parameters(parameters))
+        instances = sum(group.get("count", 1) for group in config.get("instance_group", [])) or 1
+        settings = CpuEncoderSettings.from_parameters(parameters, instances)
+        self.encoder = CpuEncoder(str(version_dir / ONNX_FILE), settings)
         self._metrics(config["name"])
 
     def _metrics(self, model):

@@ -47,3 +47,19 @@ def test_zero_means_unbounded_as_in_triton() -> None:
     config = encoder_config(get_spec("all-MiniLM-L6-v2"), ServingOptions(max_queue_size=0, queue_timeout_us=0))
     policy = config.dynamic_batching.default_queue_policy
     assert policy.max_queue_size == 0 and policy.default_timeout_microseconds == 0
+
+
+def test_the_cpu_encoder_runs_two_instances_that_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two instances by default: with priorities and queue bounds on, Triton's batcher wakes for a request only
+    # while an instance is free, so one busy instance left the end of a query burst waiting up to 500 ms.
+    from instruct_embed.model_repository.runtime import cpu_encoder
+    from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoderSettings
+
+    config = encoder_config(get_spec("multilingual-e5-small"), ServingOptions())
+    assert [group.count for group in config.instance_group] == [2]
+    parameters = {k: v.string_value for k, v in config.parameters.items()}
+    assert parameters["ort_intra_op_threads"] == "0"
+    monkeypatch.setattr(cpu_encoder.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert CpuEncoderSettings.from_parameters(parameters, instances=2).intra_op_threads == 4
+    assert CpuEncoderSettings.from_parameters(parameters, instances=16).intra_op_threads == 1
+    assert CpuEncoderSettings.from_parameters({**parameters, "ort_intra_op_threads": "3"}, 2).intra_op_threads == 3
