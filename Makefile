@@ -74,8 +74,10 @@ bench: bench-setup ## side-by-side runs (in pieces), perf_analyzer sweeps, plots
 	for model in $(BENCH_MODELS); do \
 		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk tokenizer \
 			--tag $$model-throughput || exit 1; \
-		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios priority ceiling cache bursts \
+		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios priority ceiling cache \
 			--tag $$model-latency || exit 1; \
+		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios bursts \
+			--tag $$model-bursts || exit 1; \
 		if $(HAS_BF16); then \
 			$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk priority \
 				--cpu-precision bf16 --tag $$model-bf16 || exit 1; \

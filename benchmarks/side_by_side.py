@@ -44,9 +44,9 @@ MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
 TUNED_TOKEN_BUDGET = {"fp32": 512, "bf16": 2048}
 ST_BF16 = "sentence-transformers bf16"  # PyTorch autocast, measured beside a bf16 server
 SCENARIOS = ("online", "bulk", "priority", "ceiling", "cache", "tokenizer", "bursts")
-# A burst's slowest request this much later than its median one was left behind: Triton's batcher sleeps 500 ms
-# when idle; a burst of 16 takes ~0.1-0.2 s on two cores.
-STALL_MARGIN_MS = 300.0
+# A burst during which no answer came for this long had requests waiting on an idle server: Triton's batcher sleeps
+# up to 500 ms; computing answers come one execute apart (16 one-text queries: <= ~130 ms here).
+STALL_SILENCE_MS = 300.0
 
 
 def serving_options(args: argparse.Namespace, **changes: object):
@@ -351,8 +351,8 @@ class Run:
             "bursts stalled",
             "server",
             "bursts",
-            [r.stalled(STALL_MARGIN_MS) for r in runs],
-            f"{note}; slowest request > {STALL_MARGIN_MS:.0f} ms after the burst's median",
+            [r.stalled(STALL_SILENCE_MS) for r in runs],
+            f"{note}; no answer for > {STALL_SILENCE_MS:.0f} ms while requests were outstanding",
         )
         self.add(
             "bursts slowest",

@@ -236,12 +236,17 @@ def test_fp32_and_bf16_runs_get_their_own_tables(tmp_path: Path) -> None:
     assert "token_budget=2048" in text.split("<!-- side-by-side-bf16:start -->")[1]
 
 
-def test_a_burst_counts_as_stalled_when_its_slowest_request_lags_its_median() -> None:
-    from instruct_embed.benchmarks.load import Bursts
+def test_a_burst_stalls_when_no_answer_comes_for_longer_than_the_margin() -> None:
+    from instruct_embed.benchmarks.load import Bursts, longest_silence
 
-    bursts = Bursts(median_ms=(120.0, 130.0, 110.0), worst_ms=(210.0, 640.0, 409.0))
-    assert bursts.stalled(300.0) == 1  # 510 ms behind; 90 and 299 ms are ordinary spreads
-    assert bursts.stalled(50.0) == 3
+    # Answers one execute apart, then a request that came back half a second after the others.
+    assert longest_silence([40.0, 95.0, 150.0, 160.0]) == 55.0
+    assert longest_silence([40.0, 95.0, 150.0, 660.0]) == 510.0
+    # A whole burst held back: the silence is from the start to the first answer.
+    assert longest_silence([560.0, 600.0]) == 560.0
+    bursts = Bursts(worst_ms=(160.0, 660.0, 600.0), silence_ms=(55.0, 510.0, 560.0))
+    assert bursts.stalled(300.0) == 2
+    assert bursts.stalled(600.0) == 0
 
 
 def test_bursts_is_a_scenario_of_the_side_by_side_run() -> None:
