@@ -325,12 +325,8 @@ class Run:
 
     # -- bursts: requests left behind in a batcher's queue ------------------------------------------------------
     def bursts(self) -> None:
-        from instruct_embed.model_repository.configs import encoder_name, preprocess_name
-
-        from instruct_embed.catalog import get_spec
-
         from . import load
-        from .serving import BenchServer, Variant
+        from .serving import BenchServer, Variant, encoder_name_of, preprocess_name_of
 
         a = self.args
         variant = Variant(f"sbs-{self.model}-bursts", self.model, serving_options(a))
@@ -341,10 +337,9 @@ class Run:
                 return load.query_bursts(u, a.protocol, self.model, self.texts.queries, a.concurrency, a.bursts)
 
             runs = [self.clean(bursts) for _ in a.runs]
-            spec = get_spec(self.model)
             queued = {
-                step: server.queue_ms(name(spec))
-                for step, name in (("preprocess", preprocess_name), ("encoder", encoder_name))
+                "preprocess": server.queue_ms(preprocess_name_of(self.model)),
+                "encoder": server.queue_ms(encoder_name_of(self.model)),
             }
         note = f"{a.bursts} bursts of {a.concurrency} one-text queries, SDK {a.protocol}"
         self.add(
