@@ -14,6 +14,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from instruct_embed.catalog import ModelSpec
 from instruct_embed.catalog.tensors import INPUT_IDS, TOKEN_IDS, encoder_input_names, encoder_outputs
 
+from .runtime.cpu_encoder import shared_threads
 from .runtime.graph_sessions import FP32, CpuPrecisionError, check_cpu_precision
 from .runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, outputs_to_parameter
 from .runtime.preprocess import SPEC_PARAMETER
@@ -151,6 +152,12 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     elif options.target is EncoderTarget.ONNXRUNTIME:
         config.backend = "onnxruntime"
         config.default_model_filename = EncoderTarget.ONNXRUNTIME.model_file
+        if not options.gpu:
+            # The backend gives every instance ONNX Runtime's default pool, one thread per core: two instances
+            # would run twice as many threads as cores. Share them as the python_ort encoder does, counted where
+            # the repository is rendered (compose's export-cpu renders it on the host that serves it).
+            threads = shared_threads(options.ort_intra_op_threads, options.encoder_instances)
+            config.parameters["intra_op_thread_count"].string_value = str(threads)
     else:
         config.platform = "tensorrt_plan"
         config.default_model_filename = EncoderTarget.TENSORRT.model_file

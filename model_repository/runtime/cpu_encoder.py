@@ -12,6 +12,14 @@ from .graph_sessions import FP32, GraphSession, open_graph_session
 from .sub_batching import SubBatchPlan, plan_sub_batches
 
 
+def shared_threads(threads: int, instances: int) -> int:
+    """`threads` if set (> 0), else this process's cores divided among `instances` encoder instances (at least 1):
+    each instance is its own process with its own thread pool, and N pools of one thread per core would fight."""
+    if threads > 0:
+        return threads
+    return max(1, len(os.sched_getaffinity(0)) // max(1, instances))
+
+
 @dataclass(frozen=True)
 class CpuEncoderSettings:
     intra_op_threads: int = 0  # 0: the runtime decides (one per core); from_parameters shares the cores instead
@@ -25,11 +33,8 @@ class CpuEncoderSettings:
     def from_parameters(cls, parameters: Mapping[str, str], instances: int = 1) -> CpuEncoderSettings:
         """Settings from the model config's parameters; `instances`: the encoder's instance count, among which a
         thread count of 0 shares this process's cores (each instance is its own process, with its own threads)."""
-        threads = int(parameters.get("ort_intra_op_threads", "0"))
-        if threads == 0:
-            threads = max(1, len(os.sched_getaffinity(0)) // max(1, instances))
         return cls(
-            intra_op_threads=threads,
+            intra_op_threads=shared_threads(int(parameters.get("ort_intra_op_threads", "0")), instances),
             allow_spinning=parameters.get("ort_allow_spinning", "0") == "1",
             token_budget=int(parameters.get("token_budget", "8192")),
             max_rows=int(parameters.get("max_rows_per_run", "64")),

@@ -63,3 +63,18 @@ def test_the_cpu_encoder_runs_two_instances_that_share_the_cores(monkeypatch: py
     assert CpuEncoderSettings.from_parameters(parameters, instances=2).intra_op_threads == 4
     assert CpuEncoderSettings.from_parameters(parameters, instances=16).intra_op_threads == 1
     assert CpuEncoderSettings.from_parameters({**parameters, "ort_intra_op_threads": "3"}, 2).intra_op_threads == 3
+
+
+def test_the_onnxruntime_backend_on_cpu_is_told_to_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Triton's onnxruntime backend would give each instance one thread per core (2 instances: 2x the cores).
+    from instruct_embed.model_repository.runtime import cpu_encoder
+
+    monkeypatch.setattr(cpu_encoder.os, "sched_getaffinity", lambda pid: set(range(8)))
+    spec = get_spec("multilingual-e5-small")
+    options = ServingOptions(target=EncoderTarget.ONNXRUNTIME)
+    parameters = encoder_config(spec, options).parameters
+    assert parameters["intra_op_thread_count"].string_value == str(8 // options.encoder_instances)
+    pinned = encoder_config(spec, ServingOptions(target=EncoderTarget.ONNXRUNTIME, ort_intra_op_threads=3))
+    assert pinned.parameters["intra_op_thread_count"].string_value == "3"
+    on_gpu = encoder_config(spec, ServingOptions(target=EncoderTarget.ONNXRUNTIME, gpu=True))
+    assert "intra_op_thread_count" not in on_gpu.parameters
