@@ -95,6 +95,22 @@ class InProcessOrt:
         return out
 
 
+class InWindows:
+    """`embedder` given `window` texts at a time, each window finished before the next starts: the most an
+    in-process encoder can do with a stream of one-text requests of which `window` are in flight, since it never
+    sees further ahead. Context for the online ratio, not the issue's target (that one knows the whole stream)."""
+
+    def __init__(self, embedder: InProcessOrt, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.embedder, self.window = embedder, window
+        self.label = f"{embedder.label}; {window} texts at a time"
+
+    def embed(self, texts: Sequence[str], role: str) -> np.ndarray:
+        w = self.window
+        return np.concatenate([self.embedder.embed(texts[i : i + w], role) for i in range(0, len(texts), w)])
+
+
 class SentenceTransformersBaseline:
     """sentence-transformers `encode` on CPU PyTorch, with the same templates, max length and thread count.
 

@@ -5,7 +5,8 @@
 Same model, same texts (SciFact), same thread count for every system; each number is the median of `--repeats`
 runs and the ratios to the issue's targets are in one table. Scenarios, per model:
   online    the 300 test queries, 1 text per request, 16 in flight, through the SDK (vs the same stream embedded
-            in-process in one call: length-sorted, token-budgeted: the optimum)
+            in-process in one call: length-sorted, token-budgeted: the optimum; and, for context, in-process 16
+            at a time, all that 16 requests in flight ever show)
   bulk      a fixed subset of the corpus through the SDK's bulk path; padding efficiency from the server's /metrics
   priority  query p95 while document requests saturate the server, query priority on vs off (two repositories)
   ceiling   the null encoder (no model) under perf_analyzer, short queries over gRPC, 16 in flight
@@ -33,7 +34,7 @@ from typing import Any, TypeVar
 import numpy as np
 from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
 
-from .in_process import InProcessOrt
+from .in_process import InProcessOrt, InWindows
 from .ratios import Measurement, measurements_table, ratio_rows, ratio_table, save
 
 T = TypeVar("T")
@@ -150,7 +151,8 @@ class Run:
             ort_for = {s: self.ort(*self.calibrate(s)) for s in ("online", "bulk") if s in a.scenarios}
             torch_st = SentenceTransformersBaseline(self.model, self.hf_dir, a.threads, batch_size=a.st_batch)
             if "online" in a.scenarios:
-                self._online(url, ort_for["online"], torch_st)
+                window = InWindows(self.ort(*self.calibrate("online", window=a.concurrency)), a.concurrency)
+                self._online(url, ort_for["online"], window, torch_st)
             if "bulk" in a.scenarios:
                 # A bf16 server is also compared with PyTorch's own bf16 (autocast): like for like.
                 torch_bf16 = (
@@ -182,11 +184,12 @@ class Run:
     def _add_in_turn(self, scenario: str, system: str, unit: str, runs: list[tuple[float, float]], note: str) -> None:
         self.add(scenario, system, unit, [value for value, _ in runs], note, [foreign for _, foreign in runs])
 
-    def _online(self, url: str, ort: InProcessOrt, torch_st) -> None:
+    def _online(self, url: str, ort: InProcessOrt, window: InWindows, torch_st) -> None:
         from . import load
 
         a, queries = self.args, self.texts.queries
-        for embedder in (ort, torch_st):
+        in_windows = f"in-process ORT, {window.window} at a time"
+        for embedder in (ort, window, torch_st):
             embedder.embed(queries[:32], "query")  # warm-up
 
         def rate(embedder) -> Callable[[], float]:
@@ -201,6 +204,7 @@ class Run:
             {
                 "server": lambda: load.online_stream(url, a.protocol, self.model, queries, a.concurrency),
                 "in-process ORT": rate(ort),
+                in_windows: rate(window),
                 "sentence-transformers": rate(torch_st),
             }
         )
@@ -209,7 +213,7 @@ class Run:
         self._add_in_turn("online", "server", "texts/s", [(s.throughput(), f) for s, f in served], note)
         p95 = [(float(np.percentile(s.latencies_ms, 95)), f) for s, f in served]
         self._add_in_turn("online p95", "server", "ms", p95, note)
-        for system, embedder in (("in-process ORT", ort), ("sentence-transformers", torch_st)):
+        for system, embedder in (("in-process ORT", ort), (in_windows, window), ("sentence-transformers", torch_st)):
             self._add_in_turn("online", system, "texts/s", streams[system], embedder.label)
 
     def _bulk(self, server, url: str, ort: InProcessOrt, torch_st, torch_bf16=None) -> None:
@@ -246,18 +250,21 @@ class Run:
         for system, embedder in baselines.items():
             self._add_in_turn("bulk", system, "texts/s", runs[system], embedder.label)
 
-    def calibrate(self, scenario: str) -> tuple[int, int, int]:
-        """The fastest in-process ORT (sessions, token budget, run cost) for `scenario` on a subset (one run each)."""
+    def calibrate(self, scenario: str, window: int = 0) -> tuple[int, int, int]:
+        """The fastest in-process ORT (sessions, token budget, run cost) for `scenario` on a subset (one run each);
+        `window` > 0: given that many texts at a time (InWindows)."""
         a = self.args
         texts, role = (self.texts.queries, "query") if scenario == "online" else (self.texts.documents[:48], "document")
-        grid = [(n, budget, cost) for n in sorted({1, a.threads}) for budget in (512, 2048, 8192) for cost in (0, 16)]
+        # 16 queries hold ~450 tokens: only budgets below that give both sessions a share of a window.
+        budgets = (128, 256, 512) if window else (512, 2048, 8192)
+        grid = [(n, budget, cost) for n in sorted({1, a.threads}) for budget in budgets for cost in (0, 16)]
         rates = []
         for settings in grid:
             ort = self.ort(*settings)
             ort.embed(texts[:8], role)
 
             def run(o: InProcessOrt = ort) -> None:
-                o.embed(texts, role)
+                (InWindows(o, window) if window else o).embed(texts, role)
 
             (seconds,) = self.timed(1, run)
             rates.append(len(texts) / seconds)
@@ -266,7 +273,8 @@ class Run:
             f"{n}x{a.threads // n} threads, budget {budget}, cost {cost}: {rate:.3g}"
             for (n, budget, cost), rate in zip(grid, rates, strict=True)
         )
-        self.add(f"calibration {scenario}", "in-process ORT", "texts/s", [rates[best]], summary)
+        name = f"calibration {scenario}" + (f", {window} at a time" if window else "")
+        self.add(name, "in-process ORT", "texts/s", [rates[best]], summary)
         return grid[best]
 
     def ort(self, sessions: int = 1, token_budget: int = 8192, run_cost_tokens: int = 0) -> InProcessOrt:

@@ -254,3 +254,27 @@ def test_bursts_is_a_scenario_of_the_side_by_side_run() -> None:
 
     args = parse_args(["--scenarios", "bursts", "--bursts", "5"])
     assert args.scenarios == ["bursts"] and args.bursts == 5
+
+
+def test_in_windows_never_shows_the_embedder_more_than_the_window_and_keeps_the_order():
+    import numpy as np
+    from instruct_embed.benchmarks.in_process import InWindows
+
+    class Recorder:
+        label = "recorder"
+
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def embed(self, texts, role):
+            self.calls.append(list(texts))
+            return np.array([[float(t)] for t in texts], dtype=np.float32)
+
+    recorder = Recorder()
+    texts = [str(i) for i in range(37)]
+    vectors = InWindows(recorder, 16).embed(texts, "query")  # type: ignore[arg-type]
+    assert [len(c) for c in recorder.calls] == [16, 16, 5]
+    assert vectors[:, 0].tolist() == list(range(37))
+    assert "16 texts at a time" in InWindows(recorder, 16).label  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="window"):
+        InWindows(recorder, 0)  # type: ignore[arg-type]
