@@ -36,7 +36,11 @@ SMALL_WARMUP_LENGTH = 16
 class GpuServingOptions:
     """How a GPU encoder is served; each default says what it protects."""
 
-    instances_per_gpu: int = 1  # one context per profile already overlaps copies and compute
+    # Two, as on CPU: with priorities and a queue bound on, Triton's batcher wakes for a new request only while an
+    # instance is free, so behind one busy instance the last requests of a burst can wait out its 0.5 s idle sleep
+    # (benchmarks/README.md, "Stalls"). The instances share the engine's weights; each adds its contexts'
+    # activations (docs/gpu.md), so a small card may need 1 (`build-engine --instances-per-gpu 1`).
+    instances_per_gpu: int = 2
     gpus: tuple[int, ...] = ()  # empty: every GPU Triton sees
     max_queue_delay_us: int = 1000  # wait at most 1 ms for a fuller batch
     queue_timeout_us: int = 2_000_000  # reject what waited 2 s: the caller has likely given up

@@ -31,6 +31,9 @@ for model in ${models//,/ }; do
 
     if [[ "$target" == "tensorrt" ]]; then
         build=(build-engine "$model" --repository "$repository" --timing-cache "$timing_cache" "${trust[@]}")
+        if [[ -n "${GPU_INSTANCES:-}" ]]; then
+            build+=(--instances-per-gpu "$GPU_INSTANCES")
+        fi
         if [[ -n "${ENGINE_PRECISION:-}" ]]; then
             build+=(--precision "$ENGINE_PRECISION")
         fi

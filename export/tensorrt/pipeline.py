@@ -65,6 +65,7 @@ class EngineBuildOptions:
     trust_remote_code: bool = False
     min_cosine: float = DEFAULT_MIN_COSINE
     force: bool = False
+    instances_per_gpu: int = 2  # the rendered encoder's (GpuServingOptions.instances_per_gpu)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ def build_model_engine(options: EngineBuildOptions, say: Callable[[str], None] =
 
     folders: list[Path] = []
     if options.repository is not None:
+        from instruct_embed.model_repository.tensorrt_config import GpuServingOptions
         from instruct_embed.model_repository.tensorrt_render import render_tensorrt_model
 
         folders = render_tensorrt_model(
@@ -222,6 +224,7 @@ def build_model_engine(options: EngineBuildOptions, say: Callable[[str], None] =
             plan,
             profiles,
             graph.signature,
+            GpuServingOptions(instances_per_gpu=options.instances_per_gpu),
         )
         say(f"rendered {', '.join(str(f) for f in folders)}")
     return EngineOutcome(engine, report, folders)

@@ -33,6 +33,7 @@ def test_build_parity_and_render_a_tiny_bert(tmp_path, monkeypatch) -> None:
         opt_level=1,  # a quick build: this checks correctness, not speed
         timing_cache=tmp_path / "timing.cache",
         repository=tmp_path / "repository",
+        instances_per_gpu=3,
     )
     outcome = build_model_engine(options)
     assert outcome.engine is not None and outcome.engine.is_file()
@@ -41,6 +42,7 @@ def test_build_parity_and_render_a_tiny_bert(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "timing.cache").stat().st_size > 0
     encoder = read_config(tmp_path / "repository" / f"{TINY_MODEL}_encoder" / "config.pbtxt")
     assert list(encoder.cc_model_filenames.values()) == [outcome.engine.name]
+    assert [group.count for group in encoder.instance_group] == [3]
 
     again = build_model_engine(options)  # same inputs: the plan is reused, not rebuilt
     assert again.parity is None and again.engine == outcome.engine

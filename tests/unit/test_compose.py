@@ -334,6 +334,9 @@ def test_export_runs_prepare_then_build_engine_for_each_model(tmp_path: Path) ->
     (tmp_path / "calls").unlink()
     calls = _export_calls(tmp_path, {**env, "TRUST_REMOTE_CODE": "true"})
     assert len(calls) == 4 and all(c[-1] == "--trust-remote-code" for c in calls)
+    (tmp_path / "calls").unlink()
+    calls = _export_calls(tmp_path, {**env, "GPU_INSTANCES": "1"})
+    assert [c[-2:] for c in calls if c[0] == "build-engine"] == [["--instances-per-gpu", "1"]] * 2
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

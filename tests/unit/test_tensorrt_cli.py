@@ -48,6 +48,16 @@ def test_flags_become_options() -> None:
     assert options_from_args(_parser().parse_args(["build-engine", "e5-large-v2"])).repository is None
 
 
+def test_instances_per_gpu_default_to_two_and_refuse_zero(capsys) -> None:
+    default = options_from_args(_parser().parse_args(["build-engine", "e5-large-v2"]))
+    assert default.instances_per_gpu == 2
+    one = options_from_args(_parser().parse_args(["build-engine", "e5-large-v2", "--instances-per-gpu", "1"]))
+    assert one.instances_per_gpu == 1
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["build-engine", "e5-large-v2", "--instances-per-gpu", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
+
+
 def test_dry_run_prepares_the_graph_and_prints_the_commands(tiny_home, capsys) -> None:
     assert _run([TINY_MODEL, "--dry-run", "--buckets", "64", "--max-batch-size", "8"]) == 0
     out = capsys.readouterr().out

@@ -85,6 +85,8 @@ def test_tensorrt_repository_is_complete_and_consistent(name: str, tokenizer_jso
     # Profiles: every instance group may use each of them, and together they cover the plan.
     (group,) = encoder.instance_group
     assert group.kind == mc.ModelInstanceGroup.KIND_GPU
+    # Two per GPU: behind one busy instance, Triton's batcher (priorities and a queue bound on) can strand requests.
+    assert group.count == 2
     assert list(group.profile) == [str(i) for i in range(len(profiles))]
     assert [p.sequence_range for p in profiles] == list(plan.sequence_ranges)
     assert plan.sequence_ranges[0][0] == 1 and plan.sequence_ranges[-1][1] == plan.max_sequence
