@@ -8,26 +8,15 @@ import json
 
 import pytest
 import torch
-from instruct_embed.benchmarks.gpu_reference import ARCHITECTURES, embed, main
+from instruct_embed.benchmarks.gpu_reference import ARCHITECTURES, FixedHidden, embed, main, single_query_graphed
 
 from instruct_embed.catalog.registry import get_spec
-
-
-class _Echo(torch.nn.Module):
-    """A stand-in transformer whose hidden state at (row, position) is a known vector."""
-
-    def __init__(self, hidden: torch.Tensor) -> None:
-        super().__init__()
-        self.hidden = hidden
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        return type("Output", (), {"last_hidden_state": self.hidden})()
 
 
 def test_mean_pooling_ignores_padded_positions():
     hidden = torch.tensor([[[3.0, 4.0], [100.0, -100.0]]])
     mask = torch.tensor([[1, 0]])
-    vector = embed(_Echo(hidden), "bert", torch.zeros_like(mask), mask)
+    vector = embed(FixedHidden(hidden), "bert", torch.zeros_like(mask), mask)
     torch.testing.assert_close(vector, torch.tensor([[0.6, 0.8]]))
 
 
@@ -35,7 +24,7 @@ def test_decoders_pool_the_last_position_and_normalise():
     hidden = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
     mask = torch.ones(1, 2, dtype=torch.long)
     for family in ("mistral", "qwen2"):
-        torch.testing.assert_close(embed(_Echo(hidden), family, mask, mask), torch.tensor([[0.0, 1.0]]))
+        torch.testing.assert_close(embed(FixedHidden(hidden), family, mask, mask), torch.tensor([[0.0, 1.0]]))
 
 
 def test_smoke_run_reports_every_architecture(tmp_path):
@@ -61,3 +50,13 @@ def test_each_architecture_runs_in_its_catalog_precision():
     for arch in ARCHITECTURES:
         precision = get_spec(arch.name).default_precision.value
         assert {"fp16": torch.float16, "bf16": torch.bfloat16}[precision] == arch.dtype, arch.name
+
+
+def test_a_model_that_cannot_be_graphed_reports_why(monkeypatch):
+    def no_streams():
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(torch.cuda, "Stream", no_streams)
+    result = single_query_graphed(FixedHidden(torch.zeros(1, 2, 4)), ARCHITECTURES[0], "cpu", repeats=1)
+    assert result["single_query_ms_p50_cuda_graph"] is None
+    assert result["cuda_graph_error"] == "RuntimeError: operation not permitted when stream is capturing"
