@@ -175,8 +175,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse.Namespace) -> None:
-    """Prepare what is missing; with --cpu-precision, render every model again in that precision (validated)."""
+    """Prepare what is missing; with --cpu-precision, render every model again in that precision (validated); warn
+    about a model rendered by another version of this package (it keeps that version's runtime code)."""
     from instruct_embed.model_repository.configs import ServingOptions
+    from instruct_embed.model_repository.render import runtime_differs
     from instruct_embed.prepare import PrepareOptions, prepare_model
 
     for name in models:
@@ -187,6 +189,14 @@ def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse
         elif not args.no_prepare and not (repository / name / "config.pbtxt").exists():
             print(f"preparing {name} (first run only) ...", flush=True)
             prepare_model(name, PrepareOptions(repository=repository))
+        elif any(runtime_differs(repository / f"{name}{step}") for step in ("_preprocess", "_encoder")):
+            # Not re-rendered here: the repository may hold options chosen on purpose (prepare's flags, Python).
+            print(
+                f"warning: {name} in {repository} was rendered by another instruct-embed version and runs that "
+                f"version's code and settings; `instruct-embed prepare {name}` renders it with this one's",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _print_example(model: str, http_url: str) -> None:

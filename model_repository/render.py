@@ -48,6 +48,22 @@ def _copy_runtime(version_dir: Path) -> None:
     shutil.copytree(Path(runtime.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__"))
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def runtime_differs(model_dir: Path) -> bool:
+    """Whether the rendered Python-backend model in `model_dir` runs other runtime code than this installed package:
+    it was rendered by another instruct-embed version and keeps that version's code and defaults until rendered
+    again. False for a model without a runtime copy (a TensorRT or ONNX Runtime encoder, a missing folder)."""
+    copy = model_dir / VERSION / RUNTIME_PACKAGE
+    return copy.is_dir() and _files(copy) != _files(Path(runtime.__file__).parent)
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     """Hard-link when on the same file system (large graphs), else copy."""
     if target.exists() or target.is_symlink():

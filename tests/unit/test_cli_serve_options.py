@@ -45,3 +45,20 @@ def test_an_unknown_cpu_precision_is_refused_by_the_parser(capsys: pytest.Captur
         serve_args("--cpu-precision", "int8")
     error = capsys.readouterr().err
     assert "--cpu-precision: invalid choice: 'int8'" in error and "fp32" in error and "bf16" in error
+
+
+def test_a_model_rendered_by_another_version_is_named_not_rerendered(
+    tmp_path: Path, prepared: list, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from instruct_embed.model_repository import render
+
+    for name in ("multilingual-e5-small", "all-MiniLM-L6-v2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.pbtxt").write_text("name: 'x'")
+    (tmp_path / "all-MiniLM-L6-v2_encoder" / "1" / render.RUNTIME_PACKAGE).mkdir(parents=True)
+    (tmp_path / "all-MiniLM-L6-v2_encoder" / "1" / render.RUNTIME_PACKAGE / "cpu_encoder.py").write_text("# old")
+    cli._prepare_for_serving(("multilingual-e5-small", "all-MiniLM-L6-v2"), tmp_path, serve_args())
+    assert prepared == [], "a rendered repository may hold chosen options: it is not replaced behind the user's back"
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 1 and "all-MiniLM-L6-v2" in warnings[0]
+    assert "instruct-embed prepare all-MiniLM-L6-v2" in warnings[0]

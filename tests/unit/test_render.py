@@ -12,7 +12,7 @@ from instruct_embed.model_repository.configs import (
     ensemble_config,
     preprocess_config,
 )
-from instruct_embed.model_repository.render import ModelArtifacts, read_config, render_model
+from instruct_embed.model_repository.render import ModelArtifacts, read_config, render_model, runtime_differs
 from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER
 from instruct_embed.model_repository.targets import EncoderTarget
 from tritonclient.grpc import model_config_pb2 as mc
@@ -86,6 +86,25 @@ def test_render_writes_a_complete_repository(tmp_path: Path) -> None:
     for folder in folders:
         config = read_config(folder / "config.pbtxt")
         assert config.name == folder.name
+
+
+def test_a_runtime_copy_from_another_version_is_detected(tmp_path: Path) -> None:
+    spec = get_spec("all-MiniLM-L6-v2")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    repo = tmp_path / "repo"
+    ensemble, preprocess, encoder = render_model(
+        spec, ModelArtifacts(tmp_path / "tokenizer.json", tmp_path / "model.onnx"), repo
+    )
+    assert not runtime_differs(preprocess) and not runtime_differs(encoder)
+    (preprocess / "1" / "instruct_embed_runtime" / "__pycache__").mkdir()
+    (preprocess / "1" / "instruct_embed_runtime" / "__pycache__" / "x.pyc").write_bytes(b"compiled")
+    assert not runtime_differs(preprocess), "bytecode caches are not code"
+    copy = encoder / "1" / "instruct_embed_runtime" / "cpu_encoder.py"
+    copy.write_text(copy.read_text() + "\n# an older release\n")
+    assert runtime_differs(encoder)
+    assert not runtime_differs(ensemble), "the ensemble has no runtime code"
+    assert not runtime_differs(tmp_path / "absent")
 
 
 def test_runtime_package_imports_only_what_the_server_image_has() -> None:
