@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from instruct_embed.model_repository.tensorrt_config import GpuServingOptions
+
 from instruct_embed.catalog import ModelSpec, Precision, get_spec
 from instruct_embed.paths import ModelPaths, home, model_paths
 
@@ -65,7 +67,7 @@ class EngineBuildOptions:
     trust_remote_code: bool = False
     min_cosine: float = DEFAULT_MIN_COSINE
     force: bool = False
-    instances_per_gpu: int = 2  # the rendered encoder's (GpuServingOptions.instances_per_gpu)
+    instances_per_gpu: int = GpuServingOptions.instances_per_gpu  # the rendered encoder's
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,6 @@ def build_model_engine(options: EngineBuildOptions, say: Callable[[str], None] =
 
     folders: list[Path] = []
     if options.repository is not None:
-        from instruct_embed.model_repository.tensorrt_config import GpuServingOptions
         from instruct_embed.model_repository.tensorrt_render import render_tensorrt_model
 
         folders = render_tensorrt_model(
