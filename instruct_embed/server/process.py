@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from instruct_embed.server import repository_api
 from instruct_embed.server.install import TritonInstall, find_triton
@@ -71,6 +73,7 @@ class LocalTritonServer:
         self.install = install or find_triton()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_file = options.log_file or options.repository.parent / "tritonserver.log"
+        self._log_offset = 0  # where this start's part of the log begins (earlier starts' parts are kept)
         self.watchdog: StubWatchdog | None = None
 
     @property
@@ -131,15 +134,18 @@ class LocalTritonServer:
                     f"port {port} on {o.host} is taken (a leftover tritonserver?); stop it or choose other ports"
                 )
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_file.open("wb")
-        self.process = subprocess.Popen(
-            self.command(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.environment(),
-            start_new_session=True,
-        )
-        log.close()
+        # Appended, not overwritten: after a crash and a restart (by a supervisor or a test), the crashed
+        # server's log is what explains it.
+        with self.log_file.open("ab") as log:
+            self._log_offset = log.tell()
+            _log_event(log, f"starting tritonserver on {self.http_url} (HTTP), {self.grpc_url} (gRPC)")
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,
+            )
         try:
             self.wait_ready(o.ready_timeout_s)
         except BaseException:
@@ -163,17 +169,22 @@ class LocalTritonServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise ServerStartError(f"tritonserver exited with {self.process.returncode}:\n{self.log_tail()}")
+                ended = describe_exit(self.process.returncode)
+                raise ServerStartError(f"tritonserver ended at start ({ended}):\n{self.log_tail()}")
             if self.is_ready():
                 return
             time.sleep(0.25)
         raise ServerStartError(f"tritonserver not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last `lines` lines that this start wrote to the log."""
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+            with self.log_file.open("rb") as log:
+                log.seek(self._log_offset)
+                text = log.read().decode(errors="replace")
         except OSError:
             return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout_s: float = 40.0) -> int | None:
         """Drain, SIGTERM the process group, wait, then SIGKILL what remains. Returns the exit code.
@@ -198,6 +209,8 @@ class LocalTritonServer:
             _signal_group(process.pid, signal.SIGKILL)
             process.wait()
         _signal_group(process.pid, signal.SIGKILL)  # stubs that outlived their parent
+        with contextlib.suppress(OSError), self.log_file.open("ab") as log:
+            _log_event(log, f"tritonserver ended: {describe_exit(process.returncode)}")
         return process.returncode
 
     def __enter__(self) -> LocalTritonServer:
@@ -207,6 +220,23 @@ class LocalTritonServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def describe_exit(code: int) -> str:
+    """'exit code 0', or the signal that ended the process ('killed by SIGSEGV') for a negative code."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
+def _log_event(log: BinaryIO, event: str) -> None:
+    """One line of our own in tritonserver's log, marked so that it cannot be mistaken for Triton's."""
+    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    log.write(f"--- instruct-embed {stamp}: {event} ---\n".encode())
+    log.flush()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -227,7 +257,8 @@ def run_until_signalled(server: LocalTritonServer, out=sys.stdout) -> int:
         while not stopping:
             process = server.process
             if process is None or process.poll() is not None:
-                print(f"tritonserver exited unexpectedly; log: {server.log_file}", file=out)
+                ended = describe_exit(process.returncode) if process is not None else "not running"
+                print(f"tritonserver exited unexpectedly ({ended}); log: {server.log_file}", file=out)
                 return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
