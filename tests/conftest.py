@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,38 @@ def triton_server(prepared_models: dict[str, object]) -> Iterator[object]:
         yield server
     finally:
         server.stop()
+
+
+# -- a failing integration test shows the servers' logs -------------------------------------------------------------
+# A server that died takes its reason with it unless its log is shown where CI prints the failure: every
+# tritonserver log written to while the test ran is attached to the report (its last lines).
+_TEST_STARTED = pytest.StashKey[float]()
+LOG_TAIL_LINES = 60
+_LOG_ROOTS: list[Path] = []  # the test home and this session's temporary folder: where servers write logs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_log_roots(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _LOG_ROOTS[:] = [Path(os.environ["INSTRUCT_EMBED_HOME"]), tmp_path_factory.getbasetemp()]
+
+
+def server_logs_written_since(started: float, roots: list[Path]) -> list[Path]:
+    logs = {log for root in roots if root.is_dir() for log in root.rglob("tritonserver*.log")}
+    return sorted(log for log in logs if log.stat().st_mtime >= started)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_TEST_STARTED] = time.time() - 1  # file times are coarser than time.time() on some filesystems
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and item.get_closest_marker("integration") and _TEST_STARTED in item.stash:
+        for log in server_logs_written_since(item.stash[_TEST_STARTED], _LOG_ROOTS):
+            tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"{log} (last {len(tail)} lines)", "\n".join(tail)))
+    return report
