@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import random
 import threading
 import time
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
+
+from instruct_embed.server.repository_api import marked_for_reload
 
 from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
 from .errors import EmbedError, ServerUnavailable
@@ -96,13 +99,17 @@ class EmbedClient:
     def model(self, name: str) -> ServedModel:
         """What the server says about `name` (its config parameters), cached."""
         if name not in self._models:
-            config = self._call(lambda: self._client().get_model_config(name), name)
-            if self.protocol == "grpc":
-                from google.protobuf.json_format import MessageToDict
-
-                config = MessageToDict(config.config, preserving_proto_field_name=True)
-            self._models[name] = parse_config(name, config)
+            self._models[name] = parse_config(name, self._call(lambda: self._config(name), name))
         return self._models[name]
+
+    def _config(self, name: str) -> dict[str, Any]:
+        """The config Triton serves `name` with, as JSON (the same fields over both protocols)."""
+        config = self._client().get_model_config(name)
+        if self.protocol == "grpc":
+            from google.protobuf.json_format import MessageToDict
+
+            return MessageToDict(config.config, preserving_proto_field_name=True)
+        return dict(config)
 
     def models(self) -> list[ServedModel]:
         """Every ready embedding model on the server (ensembles that carry an instruct-embed spec)."""
@@ -116,19 +123,19 @@ class EmbedClient:
         return sorted(served, key=lambda m: m.name)
 
     def reload(self, model: str) -> None:
-        """Unload and load `model`'s preprocess and encoder: fresh Python processes (the ensemble follows).
+        """Load `model`'s preprocess and encoder again: fresh Python processes, swapped in when ready.
 
-        The fix for "Stub process ... is not healthy": Triton does not restart a model process that died. The
-        model is unavailable for the few seconds this takes. Needs the server's explicit model control (which
-        `instruct-embed serve` has; it also reloads on its own when a stub dies).
+        The fix for "Stub process ... is not healthy": Triton does not restart a model process that died. Each
+        step is loaded with its own config plus a changing parameter (a load that changes nothing is a no-op),
+        so no file is touched and the model keeps its place: requests meanwhile get the old processes' answers
+        or errors, not "unknown model". Needs the server's explicit model control (which `instruct-embed serve`
+        has; it also reloads on its own when a stub dies).
         """
         for step in (f"{model}_preprocess", f"{model}_encoder"):
-            self._call(functools.partial(self._repository, "unload_model", step), model)
-            self._call(functools.partial(self._repository, "load_model", step), model)
-        self._call(functools.partial(self._repository, "load_model", model), model)
+            self._call(functools.partial(self._reload_step, step), model)
 
-    def _repository(self, action: str, name: str) -> None:
-        getattr(self._client(), action)(name)
+    def _reload_step(self, step: str) -> None:
+        self._client().load_model(step, config=json.dumps(marked_for_reload(self._config(step))))
 
     # -- encoding ------------------------------------------------------------------------------------------------
     def encode(

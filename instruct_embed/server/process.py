@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import signal
 import socket
@@ -152,7 +151,7 @@ class LocalTritonServer:
             self.stop()
             raise
         if o.models and o.restart_dead_stubs:
-            self.watchdog = StubWatchdog(self.process.pid, self.http_url, o.repository).start()
+            self.watchdog = StubWatchdog(self.process.pid, self.http_url).start()
         return self
 
     def is_ready(self) -> bool:
@@ -234,7 +233,7 @@ def describe_exit(code: int) -> str:
 
 def _log_event(log: BinaryIO, event: str) -> None:
     """One line of our own in tritonserver's log, marked so that it cannot be mistaken for Triton's."""
-    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     log.write(f"--- instruct-embed {stamp}: {event} ---\n".encode())
     log.flush()
 

@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+RELOAD_PARAMETER = "instruct_embed_reloaded_at"  # set by reload(); read by no model
+
 # What a failed call raises: urllib's errors are OSErrors; a malformed answer raises ValueError.
 APIError = (OSError, ValueError)
 
@@ -30,9 +32,24 @@ def index(http_url: str) -> dict[str, str]:
     return {entry["name"]: entry.get("state", "") for entry in _call(http_url, "/v2/repository/index", b"{}")}
 
 
-def load(http_url: str, name: str, timeout: float = 120.0) -> None:
-    """Load `name` (Triton reloads a loaded model only if its version folder changed since)."""
-    _call(http_url, f"/v2/repository/models/{name}/load", b"{}", timeout)
+def marked_for_reload(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (a model's served config, as JSON) with RELOAD_PARAMETER set to a new value."""
+    parameters = {**config.get("parameters", {}), RELOAD_PARAMETER: {"string_value": str(time.time_ns())}}
+    return {**config, "parameters": parameters}
+
+
+def reload(http_url: str, name: str, timeout: float = 120.0) -> None:
+    """Load the loaded model `name` again, with fresh instances (new Python processes), whatever its files.
+
+    A plain load is a no-op for a loaded model whose files did not change, and so is a load that carries the
+    very config the model runs with. The config sent is that one plus a parameter that no model reads, whose
+    value changes with every reload: Triton then reloads. It needs no write access to the repository (compose
+    mounts it read-only), and Triton swaps the new instances in when they are ready: the model, and the
+    ensemble that uses it, stay loaded throughout.
+    """
+    config = marked_for_reload(_call(http_url, f"/v2/models/{name}/config"))
+    body = json.dumps({"parameters": {"config": json.dumps(config)}}).encode()
+    _call(http_url, f"/v2/repository/models/{name}/load", body, timeout)
 
 
 def unload(http_url: str, name: str) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,31 @@ def kill_stubs(server: LocalTritonServer, model: str) -> list[int]:
     return [stub.pid for stub in stubs]
 
 
+def refusals_during(action: Callable[[], None], url: str) -> list[EmbedError]:
+    """Run `action` while another client keeps asking; what that client was refused (the model never left:
+    no ModelNotFound among them)."""
+    refused: list[EmbedError] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        with EmbedClient(url, "http", retries=0) as client:
+            while not done.is_set():
+                try:
+                    client.encode(E5, ["during the reload"])
+                except EmbedError as error:
+                    refused.append(error)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    try:
+        time.sleep(0.5)
+        action()
+    finally:
+        done.set()
+        asking.join(timeout=60)
+    return refused
+
+
 def http_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
@@ -107,7 +132,8 @@ def test_a_dead_encoder_process_is_a_clear_error_seen_by_readiness_and_a_reload_
         with EmbedClient(server.grpc_url, "grpc", retries=0) as client:
             with pytest.raises(ServerUnavailable, match="is not healthy"):
                 client.encode(E5, ["x"])
-            client.reload(E5)
+            meanwhile = refusals_during(lambda: client.reload(E5), server.http_url)
+            assert meanwhile and all(isinstance(e, ServerUnavailable) for e in meanwhile), meanwhile
             reference = golden()[0]
             assert cosine(client.encode(E5, [reference.text], role="query")[0], reference.vector) >= 0.9999
         assert server.is_ready()

@@ -58,3 +58,77 @@ def test_a_zombie_is_not_alive(tmp_path: Path) -> None:
     child.wait()
     assert not is_alive(child.pid) and rss_bytes(child.pid) == 0
     assert is_alive(os.getpid()) and rss_bytes(os.getpid()) > 0
+
+
+class FakeTriton:
+    """The three repository-API calls the watchdog makes, answered on loopback; records the loads."""
+
+    def __init__(self, model: str) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.loads: list[dict] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, payload: object) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # /v2/models/<model>/config
+                self._answer({"name": model, "backend": "python", "parameters": {"k": {"string_value": "v"}}})
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path.endswith("/load"):
+                    outer.loads.append(json.loads(json.loads(body)["parameters"]["config"]))
+                    self._answer({})
+                else:  # /v2/repository/index
+                    self._answer([{"name": model, "version": "1", "state": "READY"}])
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_the_watchdog_watches_a_stub_seen_after_start_and_reloads_it_with_a_new_marker(tmp_path: Path) -> None:
+    from instruct_embed.server.repository_api import RELOAD_PARAMETER
+    from instruct_embed.server.stubs import StubWatchdog
+
+    triton = FakeTriton("e5_preprocess")
+    watchdog = StubWatchdog(os.getpid(), triton.url, interval_s=0.05).start()
+    stub = fake_stub(tmp_path, "e5_preprocess")  # appears after start(): a snapshot at start would miss it
+    try:
+        deadline = time.monotonic() + 10
+        while "e5_preprocess_0_0" not in watchdog.expected():
+            assert time.monotonic() < deadline, "the watchdog never noted the stub"
+            time.sleep(0.05)
+        for _ in range(2):
+            loads_before = len(triton.loads)
+            stub.kill()
+            stub.wait()
+            while len(triton.loads) == loads_before:
+                assert time.monotonic() < deadline, "no reload after the stub died"
+                time.sleep(0.05)
+            stub = fake_stub(tmp_path, "e5_preprocess")  # what the reload brings: a new process
+            while "e5_preprocess_0_0" not in watchdog.expected():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        watchdog.stop()
+        stub.kill()
+        stub.wait()
+        triton.server.shutdown()
+    first, second = triton.loads
+    assert first["name"] == "e5_preprocess" and first["parameters"]["k"] == {"string_value": "v"}  # served config
+    assert first["parameters"][RELOAD_PARAMETER] != second["parameters"][RELOAD_PARAMETER]  # else a no-op load
+    assert [r.model for r in watchdog.restarts] == ["e5_preprocess"] * 2 and all(
+        r.error is None for r in watchdog.restarts
+    )
