@@ -1,7 +1,8 @@
 """The compose stack's Triton command on the real Triton 2.51 of our local server.
 
 The `triton` service's command, as Docker Compose resolves it, goes through docker/triton/entrypoint.sh (which adds
-the --load-model flags) to the bundled tritonserver, serving the prepared repository. Only what cannot be the same
+the --load-model flags and runs the stub watchdog beside tritonserver) to the bundled tritonserver, serving the
+prepared repository. Only what cannot be the same
 outside a container changes: the repository path, loopback addresses on free ports, and where the local install
 keeps its backends. Its /metrics is then the authority on which metric names the monitoring files may use.
 """
@@ -9,8 +10,11 @@ keeps its backends. Its /metrics is then the authority on which metric names the
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,12 +24,14 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from instruct_embed.client import EmbedClient, ServerUnavailable
 
 from instruct_embed import containers
 from instruct_embed.catalog import get_spec
 from instruct_embed.paths import repository_dir
-from instruct_embed.server import LocalTritonServer, ServerOptions
+from instruct_embed.server import LocalTritonServer, ServerOptions, repository_api
 from instruct_embed.server.process import free_port
+from instruct_embed.server.stubs import stubs_of
 from tests.unit.compose_helpers import (
     GPU_METRICS,
     REPO_ROOT,
@@ -166,3 +172,38 @@ def test_monitoring_uses_metrics_the_live_server_exports(compose_server: Compose
     # The dashboard groups by model: every step of the ensemble has its own series.
     for model in (name, f"{name}_preprocess", f"{name}_encoder"):
         assert f'nv_inference_count{{model="{model}",version="1"}}' in exposition
+
+
+def tritonserver_pid(server: ComposeCommandServer) -> int:
+    """The entrypoint runs tritonserver as its child (beside the watchdog)."""
+    assert server.process is not None
+    entrypoint = server.process.pid
+    children = Path(f"/proc/{entrypoint}/task/{entrypoint}/children").read_text().split()
+    (pid,) = [int(c) for c in children if Path(f"/proc/{c}/exe").resolve().name == "tritonserver"]
+    return pid
+
+
+def test_the_watchdog_beside_the_compose_server_reloads_a_dead_model_process(
+    compose_server: ComposeCommandServer,
+) -> None:
+    name = compose_server.service["environment"]["INSTRUCT_EMBED_MODELS"].split(",")[0]
+    step = f"{name}_preprocess"
+    with EmbedClient(compose_server.http_url, "http", retries=0) as client:
+        before = client.encode(name, ["how tall is mont blanc"], role="query")[0]
+        stubs = [s for s in stubs_of(tritonserver_pid(compose_server)) if s.model == step]
+        assert stubs, f"no process of {step}"
+        for stub in stubs:
+            os.kill(stub.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        while True:
+            try:
+                after = client.encode(name, ["how tall is mont blanc"], role="query")[0]
+                break
+            except ServerUnavailable as refused:  # "Stub process ... is not healthy" until the reload
+                assert "is not healthy" in str(refused)
+                assert time.monotonic() - killed_at < 60, "no answer within 60 s of the kill"
+                time.sleep(0.2)
+    assert float(np.dot(before, after)) >= 0.9999
+    assert f"instruct-embed watchdog: reloaded {step}" in compose_server.log_file.read_text()
+    states = repository_api.index(compose_server.http_url)
+    assert {m: states[m] for m in (name, step)} == {name: "READY", step: "READY"}, "the ensemble stayed loaded"

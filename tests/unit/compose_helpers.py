@@ -155,15 +155,19 @@ class Dockerfile:
     def base_images(self) -> list[str]:
         return [line.split()[1] for line in self.logical_lines() if line.upper().startswith("FROM ")]
 
-    def copy_sources(self) -> list[str]:
-        """Sources of COPY instructions that read the build context (not --from another stage or image)."""
-        sources = []
+    def copies(self) -> list[tuple[list[str], str]]:
+        """(sources, destination) of each COPY that reads the build context."""
+        found = []
         for line in self.logical_lines():
             words = line.split()
-            if words[0].upper() != "COPY" or any(w.startswith("--from") for w in words):
-                continue
-            sources.extend(w for w in words[1:-1] if not w.startswith("--"))
-        return sources
+            if words[0].upper() == "COPY" and not any(w.startswith("--from") for w in words):
+                paths = [w for w in words[1:] if not w.startswith("--")]
+                found.append((paths[:-1], paths[-1]))
+        return found
+
+    def copy_sources(self) -> list[str]:
+        """Sources of COPY instructions that read the build context (not --from another stage or image)."""
+        return [source for sources, _ in self.copies() for source in sources]
 
     def pins(self) -> dict[str, str]:
         """Every `name==version` a RUN line installs, by normalised distribution name."""
@@ -173,6 +177,12 @@ class Dockerfile:
                 for name, version in PIN.findall(line):
                     pins[normalise(name)] = version
         return pins
+
+
+# Names that Python 3.10 (the Triton container's) lacks: code that runs there must not use them.
+NEWER_THAN_CONTAINER_PYTHON = re.compile(
+    r"\b(StrEnum|tomllib|ExceptionGroup|TaskGroup|assert_never|Self|LiteralString|datetime\.UTC)\b"
+)
 
 
 def normalise(distribution: str) -> str:

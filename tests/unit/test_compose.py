@@ -34,6 +34,7 @@ from tests.unit.compose_helpers import (
     ENV_EXAMPLE,
     GPU_METRICS,
     GRAFANA_DIR,
+    NEWER_THAN_CONTAINER_PYTHON,
     PROFILES,
     PROMETHEUS_CONFIG,
     REPO_ROOT,
@@ -442,12 +443,11 @@ def test_triton_image_installs_exactly_what_the_preprocess_model_imports() -> No
 def test_rendered_python_code_runs_on_the_container_python() -> None:
     from instruct_embed.model_repository import render
 
-    newer_names = re.compile(r"\b(StrEnum|tomllib|ExceptionGroup|TaskGroup|assert_never|Self|LiteralString)\b")
     runtime = Path(render.runtime.__file__).parent
     for path in [*render.TEMPLATES.glob("*.py"), *runtime.glob("*.py")]:
         source = path.read_text()
         ast.parse(source, feature_version=containers.CONTAINER_PYTHON)
-        assert not newer_names.search(source), f"{path.name} uses a name newer than Python 3.10"
+        assert not NEWER_THAN_CONTAINER_PYTHON.search(source), f"{path.name} uses a name newer than Python 3.10"
 
 
 # --- monitoring -------------------------------------------------------------------------------------------------------
