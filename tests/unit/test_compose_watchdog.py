@@ -20,6 +20,7 @@ import pytest
 
 from instruct_embed import containers
 from instruct_embed.server.process import free_port
+from tests.stand_in_triton import write_stand_in
 from tests.unit.compose_helpers import NEWER_THAN_CONTAINER_PYTHON, REPO_ROOT, Dockerfile
 
 ENTRYPOINT = REPO_ROOT / "docker" / "triton" / "entrypoint.sh"
@@ -28,21 +29,7 @@ IMAGE_PYTHONPATH = "/opt/instruct-embed/python"  # the entrypoint's default WATC
 # The interpreter the virtual environment was made from: the same Python, without this project installed.
 BARE_PYTHON = Path(sys._base_executable)  # type: ignore[attr-defined]
 
-STAND_IN = """
-import http.server, os, signal, sys, threading
-
-port = int(next(a for a in sys.argv if a.startswith("--http-port=")).split("=")[1])
-
-
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
+EXITS_3_ON_SIGTERM = """
 def terminate(signum, frame):
     print(f"stand-in: signal {signum}", flush=True)
     os._exit(3)
@@ -50,7 +37,8 @@ def terminate(signum, frame):
 
 signal.signal(signal.SIGTERM, terminate)
 print(f"stand-in pid {os.getpid()}", flush=True)
-http.server.HTTPServer(("127.0.0.1", port), Ready).serve_forever()
+while True:
+    time.sleep(1)
 """
 
 
@@ -78,9 +66,7 @@ def image_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def start_entrypoint(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], Path, Path]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    stand_in = bin_dir / "tritonserver"
-    stand_in.write_text(f"#!{BARE_PYTHON}\n{STAND_IN}")
-    stand_in.chmod(0o755)
+    write_stand_in(bin_dir / "tritonserver", BARE_PYTHON, EXITS_3_ON_SIGTERM)
     # python3 is a Python without this project: the watchdog can import only what the image copies.
     (bin_dir / "python3").symlink_to(BARE_PYTHON)
     out, err = tmp_path / "stdout", tmp_path / "stderr"

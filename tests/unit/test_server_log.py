@@ -16,6 +16,7 @@ import pytest
 from instruct_embed.server import LocalTritonServer, ServerOptions
 from instruct_embed.server.install import TritonInstall
 from instruct_embed.server.process import ServerStartError, describe_exit, free_port, run_until_signalled
+from tests.stand_in_triton import write_stand_in
 
 
 def stand_in(tmp_path: Path, script: str) -> TritonInstall:
@@ -65,21 +66,6 @@ def test_a_server_killed_by_a_signal_says_so_in_its_log(tmp_path: Path) -> None:
 
 
 CRASHES_WHEN_READY = """
-import http.server, os, signal, sys, threading, time
-
-port = int(next(a for a in sys.argv if a.startswith("--http-port=")).split("=")[1])
-
-
-class Ready(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-threading.Thread(target=http.server.HTTPServer(("127.0.0.1", port), Ready).serve_forever, daemon=True).start()
 print("serving", flush=True)
 time.sleep(1.5)
 os.kill(os.getpid(), signal.SIGSEGV)
@@ -87,9 +73,7 @@ os.kill(os.getpid(), signal.SIGSEGV)
 
 
 def test_serve_exits_1_naming_the_signal_when_tritonserver_dies(tmp_path: Path) -> None:
-    binary = tmp_path / "tritonserver"
-    binary.write_text(f"#!{sys.executable}\n{CRASHES_WHEN_READY}")
-    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    binary = write_stand_in(tmp_path / "tritonserver", sys.executable, CRASHES_WHEN_READY)
     install = TritonInstall(binary=binary, library_dirs=(), backend_dir=tmp_path, cache_dir=tmp_path)
     crashing = server(tmp_path, install).start()
     out = io.StringIO()
