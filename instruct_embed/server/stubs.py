@@ -134,7 +134,7 @@ class StubWatchdog:
     def start(self) -> StubWatchdog:
         """Note the running stubs as expected ones and start polling (again, after `stop`)."""
         self._stop.clear()
-        self.missing()
+        self.missing()  # a look, which notes the running stubs
         self._thread = threading.Thread(target=self._run, name="stub-watchdog", daemon=True)
         self._thread.start()
         return self
