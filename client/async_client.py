@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 from tritonclient.utils import InferenceServerException
+
+from instruct_embed.server.repository_api import marked_for_reload
 
 from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
 from .errors import EmbedError, ServerUnavailable
@@ -70,13 +74,23 @@ class AsyncEmbedClient:
 
     async def model(self, name: str) -> ServedModel:
         if name not in self._models:
-            if self.protocol == "grpc":
-                config = await self._call(lambda: self._client.get_model_config(name, as_json=True), name)
-                config = config["config"]
-            else:
-                config = await self._call(lambda: self._client.get_model_config(name), name)
-            self._models[name] = parse_config(name, config)
+            self._models[name] = parse_config(name, await self._call(lambda: self._config(name), name))
         return self._models[name]
+
+    async def _config(self, name: str) -> dict[str, Any]:
+        """The config Triton serves `name` with, as JSON (the same fields over both protocols)."""
+        if self.protocol == "grpc":
+            return dict((await self._client.get_model_config(name, as_json=True))["config"])
+        return dict(await self._client.get_model_config(name))
+
+    async def reload(self, model: str) -> None:
+        """As EmbedClient.reload: load both steps again with a changed parameter; the model stays loaded."""
+        for step in (f"{model}_preprocess", f"{model}_encoder"):
+            await self._call(functools.partial(self._reload_step, step), model)
+
+    async def _reload_step(self, step: str) -> None:
+        config = marked_for_reload(await self._config(step))
+        await self._client.load_model(step, config=json.dumps(config))
 
     async def models(self) -> list[ServedModel]:
         """Every ready embedding model on the server (ensembles that carry an instruct-embed spec)."""

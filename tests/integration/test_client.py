@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import numpy as np
@@ -89,3 +90,35 @@ def test_models_lists_tasks_templates_and_dimensions_from_the_server(triton_serv
         served = {m.name: m for m in client.models()}
     assert served[E5].document_template == "passage: {text}"
     assert served[E5].dim == 384 and served[E5].max_batch_size > 0
+
+
+def test_reload_starts_fresh_processes_and_the_model_keeps_answering(triton_server: Any, protocol: str) -> None:
+    """Sync and async reloads on a healthy model: new Python processes for both steps, the same vectors."""
+    from instruct_embed.server.stubs import stubs_of
+
+    url = url_of(triton_server, protocol)
+    steps = (f"{E5}_preprocess", f"{E5}_encoder")
+
+    def processes() -> dict[str, set[int]]:
+        found = stubs_of(triton_server.process.pid)
+        return {step: {s.pid for s in found if s.model == step} for step in steps}
+
+    async def reload_async() -> None:
+        async with AsyncEmbedClient(url, protocol) as client:
+            await client.reload(E5)
+
+    with EmbedClient(url, protocol, retries=0) as client:
+        before = client.encode(E5, ["a reloaded model answers as before"], is_query=True)
+        for reload in (lambda: client.reload(E5), lambda: asyncio.run(reload_async())):
+            old = processes()
+            reload()
+            # Triton swaps the new processes in, then ends the old ones in the background.
+            deadline = time.monotonic() + 30
+            while True:
+                new = processes()
+                if all(new[s] and not new[s] & old[s] and len(new[s]) == len(old[s]) for s in steps):
+                    break
+                assert time.monotonic() < deadline, f"processes before {old}, 30 s after the reload {new}"
+                time.sleep(0.2)
+            after = client.encode(E5, ["a reloaded model answers as before"], is_query=True)
+            assert float(cosine_rows(before, after).min()) >= 0.99999
