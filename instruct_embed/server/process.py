@@ -10,8 +10,6 @@ import subprocess
 import sys
 import sysconfig
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -156,13 +154,7 @@ class LocalTritonServer:
 
     def is_ready(self) -> bool:
         """Triton says ready and, once started, every Python model's stub process is alive."""
-        try:
-            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
-                if response.status != 200:
-                    return False
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-        return self.watchdog is None or self.watchdog.healthy()
+        return repository_api.server_ready(self.http_url) and (self.watchdog is None or self.watchdog.healthy())
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

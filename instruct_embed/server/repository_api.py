@@ -1,4 +1,4 @@
-"""Triton's model repository API over HTTP (explicit model control), with the standard library only.
+"""Triton's readiness and model repository API over HTTP (explicit model control), with the standard library only.
 
 Used to reload a model whose Python process died, and to drain the ensembles before the server stops: Triton
 refuses new step requests as soon as it is signalled, so an ensemble request still between its preprocess and
@@ -25,6 +25,15 @@ def _call(http_url: str, path: str, body: bytes | None = None, timeout: float = 
     with urllib.request.urlopen(request, timeout=timeout) as response:
         payload = response.read()
     return json.loads(payload) if payload else None
+
+
+def server_ready(http_url: str) -> bool:
+    """Whether Triton answers 200 on its readiness endpoint (every loaded model ready, with --strict-readiness)."""
+    try:
+        with urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 def index(http_url: str) -> dict[str, str]:
