@@ -112,8 +112,8 @@ class StubWatchdog:
     """Polls a server's stubs; reloads (through the repository API) a ready model one of whose stubs died.
 
     `http_url` is HOST:PORT of Triton's HTTP endpoint, which must run with --model-control-mode=explicit.
-    Every stub seen at a look (at `start()`, then every `interval_s`) is expected from then on: a snapshot taken
-    once at start missed a running stub once here (beside the compose-command server, under load; cause unknown).
+    The stubs running at `start()` are the expected ones: start it once the server is ready. (Stubs seen later are
+    not added: while a model loads, a stub without an instance name runs for a moment, and would then count as dead.)
     A model that is no longer READY in the repository index (unloaded on purpose) is left alone.
     """
 
@@ -126,15 +126,17 @@ class StubWatchdog:
 
     def __post_init__(self) -> None:
         self._expected: dict[str, str] = {}  # instance -> model
-        self._lock = threading.Lock()  # readiness checks (other threads) and the polling thread both update it
+        self._lock = threading.Lock()  # readiness checks (other threads) read it while the polling thread edits it
         self._failed_at: dict[str, float] = {}  # model -> time.monotonic() of its last failed reload
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> StubWatchdog:
-        """Note the running stubs as expected ones and start polling (again, after `stop`)."""
+        """Note the running stubs as the expected ones and start polling (again, after `stop`)."""
         self._stop.clear()
-        self.missing()  # a look, which notes the running stubs
+        running = {s.instance: s.model for s in stubs_of(self.server_pid)}
+        with self._lock:
+            self._expected = running
         self._thread = threading.Thread(target=self._run, name="stub-watchdog", daemon=True)
         self._thread.start()
         return self
@@ -145,18 +147,15 @@ class StubWatchdog:
             self._thread.join(timeout=30)
 
     def expected(self) -> dict[str, str]:
-        """The instances watched so far: instance -> model."""
+        """The instances watched: instance -> model."""
         with self._lock:
             return dict(self._expected)
 
     def missing(self) -> dict[str, list[str]]:
         """Models with expected stubs that are not running: model -> the missing instances."""
-        running = stubs_of(self.server_pid)
-        alive = {s.instance for s in running}
+        alive = {s.instance for s in stubs_of(self.server_pid)}
         gone: dict[str, list[str]] = {}
         with self._lock:
-            for stub in running:
-                self._expected.setdefault(stub.instance, stub.model)
             for instance, model in self._expected.items():
                 if instance not in alive:
                     gone.setdefault(model, []).append(instance)
@@ -189,7 +188,6 @@ class StubWatchdog:
         started = time.monotonic()
         try:
             repository_api.reload(self.http_url, model)
-            self._forget(model)  # its new stubs are noted at the next look (a new config may have fewer)
         except repository_api.APIError as error:
             restart.error = str(error)
             self._failed_at[model] = time.monotonic()

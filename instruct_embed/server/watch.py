@@ -13,26 +13,18 @@ import argparse
 import logging
 import sys
 import time
-import urllib.error
-import urllib.request
 
+from instruct_embed.server import repository_api
 from instruct_embed.server.stubs import Restart, StubWatchdog, is_alive
 
 log = logging.getLogger("instruct_embed.server.watch")
 
 
-def is_ready(http_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def wait_until_ready(server_pid: int, http_url: str, poll_s: float = 1.0) -> bool:
-    """True once the server says ready; False when it exits first. No deadline: big engines load for minutes."""
+def wait_until_ready(server_pid: int, http_url: str, poll_s: float = 0.25) -> bool:
+    """True once the server says ready; False when it exits first. No deadline: big engines load for minutes.
+    Polled often: a stub that dies between readiness and the watchdog's first look is never seen, so not reloaded."""
     while is_alive(server_pid):
-        if is_ready(http_url):
+        if repository_api.server_ready(http_url):
             return True
         time.sleep(poll_s)
     return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -188,6 +189,11 @@ def test_the_watchdog_beside_the_compose_server_reloads_a_dead_model_process(
 ) -> None:
     name = compose_server.service["environment"]["INSTRUCT_EMBED_MODELS"].split(",")[0]
     step = f"{name}_preprocess"
+    # The watchdog notes the processes at its first look after readiness; one killed before that is not its own.
+    deadline = time.monotonic() + 30
+    while not re.search(rf"instruct-embed watchdog: watching .*{step}_0_0", compose_server.log_file.read_text()):
+        assert time.monotonic() < deadline, "the watchdog did not start watching the preprocess process"
+        time.sleep(0.2)
     with EmbedClient(compose_server.http_url, "http", retries=0) as client:
         before = client.encode(name, ["how tall is mont blanc"], role="query")[0]
         stubs = [s for s in stubs_of(tritonserver_pid(compose_server)) if s.model == step]

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,9 +62,10 @@ def test_a_zombie_is_not_alive(tmp_path: Path) -> None:
 
 
 class FakeTriton:
-    """The three repository-API calls the watchdog makes, answered on loopback; records the loads."""
+    """The three repository-API calls the watchdog makes, answered on loopback; records the loads. A load calls
+    `on_load` before it answers, as Triton starts the new processes before its load returns."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, on_load: Callable[[], None]) -> None:
         import http.server
         import json
         import threading
@@ -85,7 +87,8 @@ class FakeTriton:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.path.endswith("/load"):
-                    outer.loads.append(json.loads(json.loads(body)["parameters"]["config"]))
+                    on_load()
+                    outer.loads.append(json.loads(json.loads(body)["parameters"]["config"]))  # once it is done
                     self._answer({})
                 else:  # /v2/repository/index
                     self._answer([{"name": model, "version": "1", "state": "READY"}])
@@ -98,33 +101,38 @@ class FakeTriton:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def test_the_watchdog_watches_a_stub_seen_after_start_and_reloads_it_with_a_new_marker(tmp_path: Path) -> None:
+def test_the_watchdog_reloads_a_dead_stub_with_a_new_marker_each_time(tmp_path: Path) -> None:
     from instruct_embed.server.repository_api import RELOAD_PARAMETER
     from instruct_embed.server.stubs import StubWatchdog
 
-    triton = FakeTriton("e5_preprocess")
-    watchdog = StubWatchdog(os.getpid(), triton.url, interval_s=0.05).start()
-    stub = fake_stub(tmp_path, "e5_preprocess")  # appears after start(): a snapshot at start would miss it
-    try:
+    stubs: list[subprocess.Popen[bytes]] = []
+
+    def start_stub() -> None:  # what a load does: a new process for the instance, running once the load returns
+        stubs.append(fake_stub(tmp_path, "e5_preprocess"))
         deadline = time.monotonic() + 10
-        while "e5_preprocess_0_0" not in watchdog.expected():
-            assert time.monotonic() < deadline, "the watchdog never noted the stub"
-            time.sleep(0.05)
-        for _ in range(2):
-            loads_before = len(triton.loads)
-            stub.kill()
-            stub.wait()
-            while len(triton.loads) == loads_before:
+        while not any(s.pid == stubs[-1].pid for s in stubs_of(os.getpid())):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    triton = FakeTriton("e5_preprocess", on_load=start_stub)
+    start_stub()
+    watchdog = StubWatchdog(os.getpid(), triton.url, interval_s=0.05).start()
+    later = fake_stub(tmp_path, "e5_encoder")  # started after the watchdog: not one of the expected
+    try:
+        deadline = time.monotonic() + 20
+        for reloads in (1, 2):
+            stubs[-1].kill()
+            stubs[-1].wait()
+            while len(triton.loads) < reloads:
                 assert time.monotonic() < deadline, "no reload after the stub died"
                 time.sleep(0.05)
-            stub = fake_stub(tmp_path, "e5_preprocess")  # what the reload brings: a new process
-            while "e5_preprocess_0_0" not in watchdog.expected():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        time.sleep(0.3)  # a few more looks: the reloaded stub is running, nothing more to reload
+        assert watchdog.expected() == {"e5_preprocess_0_0": "e5_preprocess"}  # the later one is not watched
     finally:
         watchdog.stop()
-        stub.kill()
-        stub.wait()
+        for process in [*stubs, later]:
+            process.kill()
+            process.wait()
         triton.server.shutdown()
     first, second = triton.loads
     assert first["name"] == "e5_preprocess" and first["parameters"]["k"] == {"string_value": "v"}  # served config
