@@ -1,7 +1,8 @@
 """Triton model configs built as protobuf messages from a ModelSpec (never written by hand).
 
-Names on the public contract (TEXT, ROLE, TASK, INSTRUCTION, TRUNCATE -> EMBEDDING, TOKEN_COUNT) are upper
-case; tensors between the steps are named after what they carry (input_ids, attention_mask, embedding).
+Names on the public contract (TEXT, ROLE, TASK, INSTRUCTION, INSTRUCTION_KIND, TRUNCATE -> EMBEDDING,
+TOKEN_COUNT) are upper case; tensors between the steps are named after what they carry (input_ids,
+attention_mask, embedding).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .runtime.preprocess import SPEC_PARAMETER
 from .targets import EncoderTarget
 
 ENCODER_INPUTS = ("input_ids", "attention_mask")  # every family's; NV-Embed adds pool_mask (encoder_input_names)
-OPTIONAL_TEXT_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE")
+OPTIONAL_TEXT_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND")
 DENSE = "embedding"
 
 

@@ -16,6 +16,16 @@ class Family(StrEnum):
     NV_EMBED = "nv_embed"  # Mistral made bidirectional + latent-attention pooling (NV-Embed-v2)
 
 
+class TaskKind(StrEnum):
+    """How a task's instruction is applied (the authors' evaluation code and MTEB agree on this split)."""
+
+    # Asymmetric: queries get the instruction-bearing template, documents their own (often none).
+    RETRIEVAL = "retrieval"
+    # STS, classification, clustering, pair classification, bitext mining, summarization: the texts are compared
+    # with each other, so every text gets the instruction-bearing template, whatever its role.
+    SYMMETRIC = "symmetric"
+
+
 class Pooling(StrEnum):
     """How token states become one vector (TEI's `Pool`)."""
 

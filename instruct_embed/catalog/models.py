@@ -24,6 +24,7 @@ register(
         family=Family.BERT,
         query_template=E5_QUERY,
         document_template=E5_PASSAGE,
+        tasks=E5_MISTRAL_TASKS,  # no {task} slot: a task's kind picks the template
         pooling=Pooling.MEAN,
         dim=384,
         max_length=512,
@@ -40,6 +41,7 @@ register(
         family=Family.BERT,
         query_template=PLAIN,
         document_template=PLAIN,
+        tasks=E5_MISTRAL_TASKS,  # no {task} slot: a task's kind picks the template
         pooling=Pooling.MEAN,
         dim=384,
         max_length=256,  # sentence-transformers' max_seq_length for this model
@@ -119,6 +121,7 @@ register(
         family=Family.XLM_ROBERTA,
         query_template=PLAIN,
         document_template=PLAIN,
+        tasks=E5_MISTRAL_TASKS,  # no {task} slot: a task's kind picks the template
         pooling=Pooling.CLS,
         dim=1024,
         max_length=8192,
@@ -134,6 +137,7 @@ register(
         family=Family.BERT,
         query_template=E5_QUERY,
         document_template=E5_PASSAGE,
+        tasks=E5_MISTRAL_TASKS,  # no {task} slot: a task's kind picks the template
         pooling=Pooling.MEAN,
         dim=1024,
         max_length=512,
@@ -164,6 +168,9 @@ register(
         family=Family.BERT,
         query_template=BGE_EN_QUERY,
         document_template=PLAIN,
+        tasks=E5_MISTRAL_TASKS,
+        # The card: the instruction is for short queries of retrieval only; other tasks embed texts as they are.
+        symmetric_template=PLAIN,
         pooling=Pooling.CLS,
         dim=1024,
         max_length=512,

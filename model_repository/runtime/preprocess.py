@@ -68,6 +68,7 @@ class Preprocessor:
         task: np.ndarray | None = None,
         instruction: np.ndarray | None = None,
         truncate: np.ndarray | None = None,
+        instruction_kind: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         texts = [_decode(v, "TEXT", i) for i, v in enumerate(text.reshape(-1))]
         n = len(texts)
@@ -76,12 +77,13 @@ class Preprocessor:
         roles = _column(role, n, "ROLE")
         tasks = _column(task, n, "TASK")
         instructions = _column(instruction, n, "INSTRUCTION")
+        kinds = _column(instruction_kind, n, "INSTRUCTION_KIND")
         modes = {m or "end" for m in _column(truncate, n, "TRUNCATE")}
         if len(modes) > 1:
             raise RequestError("TRUNCATE must be the same for every text of a request")
         prompts = [
-            resolve_prompt(self.templates, t, r, k, i)
-            for t, r, k, i in zip(texts, roles, tasks, instructions, strict=True)
+            resolve_prompt(self.templates, t, r, k, i, kind)
+            for t, r, k, i, kind in zip(texts, roles, tasks, instructions, kinds, strict=True)
         ]
         batch = self.tokenizer.encode(prompts, truncate=modes.pop())
         if self.sequence_buckets:

@@ -77,18 +77,25 @@ CASES = [
     ),
     Case("invalid UTF-8", text(b"ok \xff\xfe"), 400, "TEXT row 0 is not valid UTF-8 (invalid start byte at byte 3)"),
     Case("unknown role", text(b"x", role=b"passage"), 400, "unknown ROLE 'passage'; allowed: query, document, raw"),
-    Case(
-        "a task for a model that takes none",
-        text(b"x", role=b"query", task=b"scifact"),
-        400,
-        "model 'multilingual-e5-small' takes no task instruction (its templates are 'query: {text}' / "
-        "'passage: {text}'); send no TASK or INSTRUCTION",
-    ),
+    Case("unknown task", text(b"x", role=b"query", task=b"nope"), 400, "unknown TASK 'nope'; allowed: amazon_polarity"),
     Case(
         "an instruction for a model that takes none",
         text(b"x", instruction=b"Given a claim, find documents"),
         400,
-        "takes no task instruction",
+        "model 'multilingual-e5-small' takes no free-text instruction (its templates are 'query: {text}' / "
+        "'passage: {text}' / 'query: {text}'); send a named TASK, or INSTRUCTION_KIND alone, instead",
+    ),
+    Case(
+        "unknown instruction kind",
+        text(b"x", instruction_kind=b"similarity"),
+        400,
+        "unknown INSTRUCTION_KIND 'similarity'; allowed: retrieval, symmetric",
+    ),
+    Case(
+        "a kind that contradicts the task",
+        text(b"x", task=b"sts", instruction_kind=b"retrieval"),
+        400,
+        "TASK 'sts' is a symmetric task, but INSTRUCTION_KIND is 'retrieval'",
     ),
     Case(
         "unknown truncate mode",
@@ -243,8 +250,14 @@ GATEWAY_CASES = [
     ("more texts than the gateway takes", {"input": ["x"] * 2049}, 400, "input", "at most 2048 allowed"),
     ("token ids instead of text", {"input": [1, 2, 3]}, 400, "input", "must be a string or a list of strings"),
     ("unknown input_type", {"input": "x", "input_type": "question"}, 400, "input_type", "allowed: query, passage"),
-    ("a task for a model that takes none", {"input": "x", "task": "scifact"}, 400, "task", "takes no task instruction"),
-    ("an instruction, same", {"input": "x", "instruction": "Find it"}, 400, "task", "send no TASK or INSTRUCTION"),
+    ("an unknown task", {"input": "x", "task": "nope"}, 400, "task", "unknown TASK 'nope'"),
+    (
+        "an instruction for a model that takes none",
+        {"input": "x", "instruction": "Find it"},
+        400,
+        "task",
+        "takes no free-text instruction",
+    ),
     ("unknown truncate", {"input": "x", "truncate": "MIDDLE"}, 400, "truncate", "allowed: END, START, NONE"),
     ("unknown model", {"model": "no-such-model", "input": "x"}, 404, "model", "no-such-model"),
     ("a body over the size limit", {"input": "x" * (3 * 1024 * 1024)}, 413, None, "exceeds the limit"),

@@ -149,9 +149,9 @@ def test_unknown_role_is_an_error_that_lists_the_valid_ones(client: EmbedClient)
         client.encode(E5, ["x"], role="passage")
 
 
-def test_task_for_a_model_without_instructions_is_refused(client: EmbedClient) -> None:
-    with pytest.raises(InvalidRequest, match="takes no task instruction"):
-        client.encode(E5, ["x"], is_query=True, task="web_search")
+def test_instruction_for_a_model_without_a_task_slot_is_refused(client: EmbedClient) -> None:
+    with pytest.raises(InvalidRequest, match="takes no free-text instruction"):
+        client.encode(E5, ["x"], is_query=True, instruction="Given a claim, find documents")
 
 
 def test_unknown_model_raises_model_not_found(client: EmbedClient) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from instruct_embed.catalog import ModelSpec, Pooling, get_spec, model_names
+from instruct_embed.catalog import ModelSpec, Pooling, Task, TaskKind, get_spec, model_names
 from instruct_embed.catalog.enums import Family, Precision
 
 INSTRUCT = "Instruct: {task}\nQuery: {text}"
@@ -46,10 +46,10 @@ def test_templates_match_the_model_card(name: str) -> None:
 
 def test_e5_mistral_default_instruction_is_the_web_search_one() -> None:
     spec = get_spec("e5-mistral-7b-instruct")
-    assert spec.tasks[spec.default_task] == (
-        "Given a web search query, retrieve relevant passages that answer the query"
+    assert spec.tasks[spec.default_task] == Task(
+        "Given a web search query, retrieve relevant passages that answer the query", TaskKind.RETRIEVAL
     )
-    assert spec.tasks["sts"] == "Retrieve semantically similar text."
+    assert spec.tasks["sts"] == Task("Retrieve semantically similar text.", TaskKind.SYMMETRIC)
     assert not spec.bidirectional
 
 

@@ -107,7 +107,9 @@ def test_any_request_raises_request_error_or_gives_well_formed_tensors(
 
 # The refusals a request made only of legal values may still get, each for a documented reason.
 DOCUMENTED_REFUSALS = (
-    "takes no task instruction",
+    "takes no free-text instruction",
+    "but INSTRUCTION_KIND is",
+    "a symmetric request to model",
     "template and instruction alone take",
     "more than the model's limit",
 )
@@ -123,6 +125,7 @@ def test_requests_of_legal_values_embed_or_get_a_documented_refusal(preprocessor
         "role": st.sampled_from([b"query", b"document", b"raw", b""]),
         "task": st.sampled_from([t.encode() for t in tasks] + [b""]),
         "instruction": st.one_of(st.just(b""), vocabulary_text()),
+        "instruction_kind": st.sampled_from([b"retrieval", b"symmetric", b""]),
     }
     request = {"text": _column(texts)}
     for name, values in row.items():

@@ -46,7 +46,7 @@ def test_ensemble_wires_preprocess_outputs_to_encoder_inputs(name: str, target: 
 def test_public_contract_of_the_ensemble() -> None:
     ens = ensemble_config(get_spec("multilingual-e5-small"), ServingOptions())
     inputs = {t.name: t for t in ens.input}
-    assert list(inputs) == ["TEXT", "ROLE", "TASK", "INSTRUCTION", "TRUNCATE"]
+    assert list(inputs) == ["TEXT", "ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND"]
     assert not inputs["TEXT"].optional and all(inputs[n].optional for n in list(inputs)[1:])
     assert all(t.data_type == mc.TYPE_STRING and list(t.dims) == [1] for t in ens.input)
     assert _names(ens.output)["TOKEN_COUNT"] == (mc.TYPE_INT32, [1])
@@ -57,6 +57,8 @@ def test_spec_travels_in_the_config_parameters() -> None:
     carried = json.loads(ensemble_config(spec, ServingOptions()).parameters[SPEC_PARAMETER].string_value)
     assert carried["query_template"] == spec.query_template
     assert carried["tasks"]["sts"] == "Retrieve semantically similar text."
+    assert carried["task_kinds"]["sts"] == "symmetric" and carried["task_kinds"]["scifact"] == "retrieval"
+    assert carried["symmetric_template"] == spec.query_template
 
 
 def test_target_decides_the_encoder_backend() -> None:
