@@ -1,8 +1,9 @@
 """Which torch module becomes the ONNX graph, per family: the one place export dispatches on the spec.
 
-- BERT / XLM-R, dense only: `DenseEmbeddingGraph` (CLS or mean pooling);
+- encoder families (BERT, XLM-R, ModernBERT), dense only: `DenseEmbeddingGraph` (CLS or mean pooling);
 - XLM-R with sparse / ColBERT outputs (BGE-M3): `BgeM3Graph`;
-- Mistral and Qwen2: `LastTokenGraph`, causal or not as the checkpoint's config says;
+- the other decoder families (Mistral, Qwen2, Qwen3): `LastTokenGraph`, causal or not as the checkpoint's
+  config says;
 - NV-Embed: `NVEmbedGraph` over the local port of its latent attention.
 """
 
@@ -16,6 +17,7 @@ import torch
 from transformers import AutoModel, PreTrainedModel
 
 from instruct_embed.catalog import Family, Output, Precision
+from instruct_embed.catalog.families import traits
 from instruct_embed.catalog.spec import ModelSpec
 from instruct_embed.catalog.tensors import SEQUENCE_AXIS, encoder_input_names, encoder_outputs
 
@@ -46,7 +48,7 @@ def _check_opt_in(spec: ModelSpec, trust_remote_code: bool) -> None:
 
 
 def load_decoder(spec: ModelSpec, hf_dir: Path, precision: Precision, trust_remote_code: bool) -> PreTrainedModel:
-    """The stock transformers decoder (MistralModel, Qwen2Model): never the repository's own modeling code."""
+    """The stock transformers decoder (MistralModel, Qwen2Model, Qwen3Model): never the repository's own code."""
     _check_opt_in(spec, trust_remote_code)
     model = AutoModel.from_pretrained(
         hf_dir, dtype=TORCH_DTYPES[precision], attn_implementation="eager", trust_remote_code=False
@@ -59,7 +61,7 @@ def build_module(spec: ModelSpec, hf_dir: Path, precision: Precision, trust_remo
     if spec.family is Family.NV_EMBED:
         _check_opt_in(spec, trust_remote_code)
         return NVEmbedGraph(NVEmbedPort.from_folder(hf_dir, TORCH_DTYPES[precision])).eval()
-    if spec.family in (Family.MISTRAL, Family.QWEN2):
+    if traits(spec.family).decoder:
         decoder = load_decoder(spec, hf_dir, precision, trust_remote_code)
         causal = config_is_causal(decoder.config, default=not spec.bidirectional)
         return LastTokenGraph(decoder, causal, spec.normalize).eval()

@@ -12,14 +12,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from instruct_embed.catalog import Family, ModelSpec
-
-# optimum's fusion knows these model types; the decoder families are left to TensorRT.
-FUSABLE_FAMILIES = (Family.BERT, Family.XLM_ROBERTA)
+from instruct_embed.catalog import ModelSpec
+from instruct_embed.catalog.families import traits
 
 
 def can_optimize(spec: ModelSpec) -> bool:
-    return spec.family in FUSABLE_FAMILIES
+    """optimum's fusion knows the family's model type (the decoder families are left to TensorRT)."""
+    return traits(spec.family).ort_fusable
 
 
 def optimize_onnx(spec: ModelSpec, hf_dir: Path, onnx_path: Path, out_path: Path) -> Path:

@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from instruct_embed.export.tensorrt.precision import FP16_OVERFLOWS
 from instruct_embed.export.tensorrt.profiles import BatchingPlan, Profile, profiles_for_plan
 from instruct_embed.export.tensorrt.signature import GraphSignature
 from tritonclient.grpc import model_config_pb2 as mc
 
 from instruct_embed.catalog import ModelSpec
+from instruct_embed.catalog.families import traits
 
 from .configs import ServingOptions, encoder_config, encoder_name, ensemble_config, preprocess_config
 from .runtime.preprocess import SPEC_PARAMETER
@@ -174,10 +174,11 @@ def ort_tensorrt_ep_config(
     The EP takes one profile, so it spans the whole plan. Decoder families refuse FP16 (they overflow); their
     bf16 path is the tensorrt_plan target.
     """
-    precision = ep.precision_mode or ("FP32" if spec.family in FP16_OVERFLOWS else "FP16")
+    overflows = traits(spec.family).fp16_overflows
+    precision = ep.precision_mode or ("FP32" if overflows else "FP16")
     if precision not in ("FP16", "FP32"):
         raise ValueError(f"precision_mode must be FP16 or FP32, got {precision!r}")
-    if precision == "FP16" and spec.family in FP16_OVERFLOWS:
+    if precision == "FP16" and overflows:
         raise ValueError(f"{spec.name} overflows in fp16; use precision_mode FP32 or the tensorrt_plan target (bf16)")
     serving = ServingOptions(
         target=EncoderTarget.ONNXRUNTIME,

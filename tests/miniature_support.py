@@ -5,19 +5,46 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from instruct_embed.catalog import ModelSpec, get_spec
+from instruct_embed.catalog import ModelSpec, WeightSource, get_spec, model_names
 
-# Every seed model that needs a miniature (the two local models are tested with their real weights).
-MINIATURE_MODELS = (
+# Every catalog model but the two local ones (tested with their real weights) is tested on its miniature.
+MINIATURE_MODELS = tuple(n for n in model_names() if get_spec(n).weights is WeightSource.HUB)
+
+
+def serving_path(spec: ModelSpec) -> tuple[Any, ...]:
+    """What decides how a model is served: two models with the same path differ only in the real weights' size."""
+    return (
+        spec.family,
+        spec.query_template,
+        spec.document_template,
+        spec.symmetric_template,
+        spec.pooling,
+        spec.append_token,
+        spec.bidirectional,
+        spec.outputs,
+    )
+
+
+def _one_per_serving_path(names: tuple[str, ...]) -> tuple[str, ...]:
+    chosen: dict[tuple[Any, ...], str] = {}
+    for name in names:
+        chosen.setdefault(serving_path(get_spec(name)), name)
+    return tuple(chosen.values())
+
+
+# The seed's models first, so that they stand for their serving paths as before.
+_SEED = (
     "e5-mistral-7b-instruct",
     "gte-Qwen2-7B-instruct",
-    "gte-Qwen2-1.5B-instruct",
     "NV-Embed-v2",
     "bge-m3",
     "e5-large-v2",
     "multilingual-e5-large-instruct",
     "bge-large-en-v1.5",
 )
+# Served end to end by one local Triton: one model per serving path (e5-base-v2 is served as e5-large-v2 is).
+SERVED_MODELS = _one_per_serving_path((*_SEED, *MINIATURE_MODELS))
+
 
 QUERIES = (
     "how much protein should a female eat",

@@ -18,20 +18,12 @@ from collections.abc import Iterable, Sequence
 import onnx
 from onnx import TensorProto, helper, shape_inference
 
-from instruct_embed.catalog import Family, ModelSpec, Precision
+from instruct_embed.catalog import ModelSpec, Precision
+from instruct_embed.catalog.families import traits
 
 SIXTEEN_BIT = frozenset({TensorProto.FLOAT16, TensorProto.BFLOAT16})
-
-# The default per family. Qwen2 and Mistral activations overflow fp16's range (max 65504) in their later layers,
-# so the decoder families are bf16 (same exponent range as fp32); BERT/XLM-R are fine, and faster, in fp16.
-FAMILY_PRECISION: dict[Family, Precision] = {
-    Family.BERT: Precision.FP16,
-    Family.XLM_ROBERTA: Precision.FP16,
-    Family.MISTRAL: Precision.BF16,
-    Family.QWEN2: Precision.BF16,
-    Family.NV_EMBED: Precision.BF16,
-}
-FP16_OVERFLOWS = frozenset({Family.MISTRAL, Family.QWEN2, Family.NV_EMBED})
+# Each family's default is in catalog/families.py: Qwen and Mistral activations overflow fp16's range (max 65504)
+# in their later layers, so the decoder families are bf16 (same exponent range as fp32); encoders are fp16.
 
 
 class PrecisionError(ValueError):
@@ -41,7 +33,7 @@ class PrecisionError(ValueError):
 def resolve_precision(spec: ModelSpec, requested: Precision | None = None) -> Precision:
     """The engine precision: `requested`, else the spec's default. fp16 for a decoder family raises."""
     precision = spec.default_precision if requested is None else requested
-    if precision is Precision.FP16 and spec.family in FP16_OVERFLOWS:
+    if precision is Precision.FP16 and traits(spec.family).fp16_overflows:
         raise PrecisionError(
             f"{spec.name} ({spec.family.value}) overflows in fp16; build bf16 (its default) or fp32 instead"
         )

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from instruct_embed.catalog import Family, ModelSpec
+from instruct_embed.catalog import ModelSpec
+from instruct_embed.catalog.families import traits
 from instruct_embed.catalog.tensors import encoder_input_names
 
-DECODER_FAMILIES = frozenset({Family.MISTRAL, Family.QWEN2, Family.NV_EMBED})
 # The longest sequence a decoder engine accepts unless asked: 7B attention at 32k tokens needs far more activation
 # memory than an 80 GB card has left after the weights. The preprocess step truncates to the same length.
 DECODER_MAX_SEQUENCE = 4096
@@ -97,7 +97,7 @@ class BatchingPlan:
 
 
 def default_max_sequence(spec: ModelSpec) -> int:
-    if spec.family in DECODER_FAMILIES:
+    if traits(spec.family).decoder:
         return min(spec.max_length, DECODER_MAX_SEQUENCE)
     return spec.max_length
 

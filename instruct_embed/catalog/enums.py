@@ -7,13 +7,15 @@ from typing import TypeVar
 
 
 class Family(StrEnum):
-    """Architecture family: decides the export wrapper and the miniature used in tests."""
+    """Architecture family; its traits (catalog/families.py) decide the export wrapper, engine and miniature."""
 
     BERT = "bert"  # BertModel (e5-large-v2, bge-large-en-v1.5, multilingual-e5-*, MiniLM)
     XLM_ROBERTA = "xlm_roberta"  # XLMRobertaModel (bge-m3)
     MISTRAL = "mistral"  # MistralModel, causal (e5-mistral-7b-instruct)
     QWEN2 = "qwen2"  # Qwen2Model; gte-Qwen2's config sets is_causal=false
     NV_EMBED = "nv_embed"  # Mistral made bidirectional + latent-attention pooling (NV-Embed-v2)
+    QWEN3 = "qwen3"  # Qwen3Model, causal (Qwen3-Embedding)
+    MODERNBERT = "modernbert"  # ModernBertModel (gte-modernbert-base)
 
 
 class TaskKind(StrEnum):

@@ -61,3 +61,8 @@ NV_EMBED_TASKS: dict[str, Task] = {
     "question_answering": Task("Given a question, retrieve passages that answer the question"),
     **E5_MISTRAL_TASKS,
 }
+
+# The Qwen embedders' authors drop the final period of the STS instruction (Qwen3-Embedding's evaluation code,
+# evaluation/qwen3_embedding_model.py in QwenLM/Qwen3-Embedding; the same string for gte-Qwen2) and use it for
+# STS and pair classification on both sides; the rest of their table follows e5-mistral's.
+QWEN_TASKS: dict[str, Task] = {**E5_MISTRAL_TASKS, "sts": symmetric("Retrieve semantically similar text")}

@@ -6,8 +6,8 @@ truncation and pool the last position; encoder families rely on the tokenizer's 
 
 from __future__ import annotations
 
-from instruct_embed.catalog.enums import Family, Output, Pooling, Precision, WeightSource
-from instruct_embed.catalog.instructions import E5_MISTRAL_TASKS, NV_EMBED_TASKS
+from instruct_embed.catalog.enums import Family, Output, Pooling, WeightSource
+from instruct_embed.catalog.instructions import E5_MISTRAL_TASKS, NV_EMBED_TASKS, QWEN_TASKS
 from instruct_embed.catalog.registry import register
 from instruct_embed.catalog.spec import ModelSpec
 
@@ -16,6 +16,9 @@ PLAIN = "{text}"
 E5_QUERY = "query: {text}"
 E5_PASSAGE = "passage: {text}"
 BGE_EN_QUERY = "Represent this sentence for searching relevant passages: {text}"
+QWEN3_QUERY = "Instruct: {task}\nQuery:{text}"
+# Qwen3-Embedding's MRL: the card takes any output size from 32 to the full width; these are the sizes served.
+QWEN3_MRL_DIMS = (32, 64, 128, 256, 512, 768, 1024, 1536, 2048)
 
 register(
     ModelSpec(
@@ -64,7 +67,6 @@ register(
         bidirectional=False,
         dim=4096,
         max_length=4096,
-        default_precision=Precision.BF16,
         tolerance=0.999,
         license="MIT",
     )
@@ -78,14 +80,13 @@ for _name, _dim in (("gte-Qwen2-7B-instruct", 3584), ("gte-Qwen2-1.5B-instruct",
             family=Family.QWEN2,
             query_template=INSTRUCT_QUERY,
             document_template=PLAIN,
-            tasks=E5_MISTRAL_TASKS,
+            tasks=QWEN_TASKS,
             default_task="web_search",
             pooling=Pooling.LAST_TOKEN,
             append_token="<|endoftext|>",
             bidirectional=True,  # the released config says is_causal: false
             dim=_dim,
             max_length=32768,
-            default_precision=Precision.BF16,
             tolerance=0.999,
             license="Apache-2.0",
             trust_remote_code=True,
@@ -106,7 +107,6 @@ register(
         instruction_masked_in_pooling=True,
         dim=4096,
         max_length=32768,
-        default_precision=Precision.BF16,
         tolerance=0.999,
         license="CC-BY-NC-4.0",
         trust_remote_code=True,
@@ -175,5 +175,131 @@ register(
         dim=1024,
         max_length=512,
         license="MIT",
+    )
+)
+
+register(
+    ModelSpec(
+        name="multilingual-e5-large",
+        hf_id="intfloat/multilingual-e5-large",
+        family=Family.XLM_ROBERTA,
+        query_template=E5_QUERY,
+        document_template=E5_PASSAGE,
+        tasks=E5_MISTRAL_TASKS,
+        pooling=Pooling.MEAN,
+        dim=1024,
+        max_length=512,
+        license="MIT",
+    )
+)
+
+register(
+    ModelSpec(
+        name="e5-base-v2",
+        hf_id="intfloat/e5-base-v2",
+        family=Family.BERT,
+        query_template=E5_QUERY,
+        document_template=E5_PASSAGE,
+        tasks=E5_MISTRAL_TASKS,
+        pooling=Pooling.MEAN,
+        dim=768,
+        max_length=512,
+        license="MIT",
+    )
+)
+
+for _name, _dim in (("bge-small-en-v1.5", 384), ("bge-base-en-v1.5", 768)):
+    register(
+        ModelSpec(
+            name=_name,
+            hf_id=f"BAAI/{_name}",
+            family=Family.BERT,
+            query_template=BGE_EN_QUERY,
+            document_template=PLAIN,
+            tasks=E5_MISTRAL_TASKS,
+            symmetric_template=PLAIN,
+            pooling=Pooling.CLS,
+            dim=_dim,
+            max_length=512,
+            license="MIT",
+        )
+    )
+
+# Two Mistral-7B fine-tunes of e5-mistral's recipe: its template, </s> appended, last-token pooling.
+for _name, _hf_id in (
+    ("Linq-Embed-Mistral", "Linq-AI-Research/Linq-Embed-Mistral"),
+    ("SFR-Embedding-Mistral", "Salesforce/SFR-Embedding-Mistral"),
+):
+    register(
+        ModelSpec(
+            name=_name,
+            hf_id=_hf_id,
+            family=Family.MISTRAL,
+            query_template=INSTRUCT_QUERY,
+            document_template=PLAIN,
+            tasks=E5_MISTRAL_TASKS,
+            default_task="web_search",
+            pooling=Pooling.LAST_TOKEN,
+            append_token="</s>",
+            bidirectional=False,
+            dim=4096,
+            max_length=4096,
+            tolerance=0.999,
+            license="CC-BY-NC-4.0",
+        )
+    )
+
+# Qwen3-Embedding: no space after "Query:", instructions on queries only, <|endoftext|> appended, last-token
+# pooling over causal attention. Its card pads left; right padding pools the same token (tests prove it).
+for _size, _dim in (("0.6B", 1024), ("4B", 2560), ("8B", 4096)):
+    register(
+        ModelSpec(
+            name=f"Qwen3-Embedding-{_size}",
+            hf_id=f"Qwen/Qwen3-Embedding-{_size}",
+            family=Family.QWEN3,
+            query_template=QWEN3_QUERY,
+            document_template=PLAIN,
+            tasks=QWEN_TASKS,
+            default_task="web_search",
+            pooling=Pooling.LAST_TOKEN,
+            append_token="<|endoftext|>",
+            bidirectional=False,
+            dim=_dim,
+            max_length=32768,
+            tolerance=0.999,
+            matryoshka_dims=(*(d for d in QWEN3_MRL_DIMS if d < _dim), _dim),
+            license="Apache-2.0",
+        )
+    )
+
+register(
+    ModelSpec(
+        name="snowflake-arctic-embed-l-v2.0",
+        hf_id="Snowflake/snowflake-arctic-embed-l-v2.0",
+        family=Family.XLM_ROBERTA,
+        query_template=E5_QUERY,
+        document_template=PLAIN,
+        tasks=E5_MISTRAL_TASKS,
+        symmetric_template=PLAIN,
+        pooling=Pooling.CLS,
+        dim=1024,
+        max_length=8192,
+        matryoshka_dims=(256, 1024),
+        license="Apache-2.0",
+    )
+)
+
+register(
+    ModelSpec(
+        name="gte-modernbert-base",
+        hf_id="Alibaba-NLP/gte-modernbert-base",
+        family=Family.MODERNBERT,
+        query_template=PLAIN,
+        document_template=PLAIN,
+        tasks=E5_MISTRAL_TASKS,
+        pooling=Pooling.CLS,
+        dim=768,
+        max_length=8192,
+        license="Apache-2.0",
     )
 )

@@ -16,6 +16,7 @@ from instruct_embed.catalog.enums import (
     TaskKind,
     WeightSource,
 )
+from instruct_embed.catalog.families import traits
 from instruct_embed.catalog.instructions import Task
 
 TEXT_SLOT = "{text}"
@@ -56,7 +57,7 @@ class ModelSpec:
     bidirectional: bool = True
     instruction_masked_in_pooling: bool = False
     outputs: tuple[Output, ...] = (Output.DENSE,)
-    default_precision: Precision = Precision.FP16
+    precision_override: Precision | None = None  # None: the family's engine precision (catalog/families.py)
     tolerance: float = 0.9999
     trust_remote_code: bool = False
     weights: WeightSource = WeightSource.HUB
@@ -81,6 +82,11 @@ class ModelSpec:
         if self.pooling is Pooling.LAST_TOKEN and self.padding_side is not PaddingSide.RIGHT:
             # Export pools at attention_mask.sum(-1) - 1, which is only the last real token with right padding.
             raise ValueError(f"{self.name}: last-token pooling is exported for right padding only")
+
+    @property
+    def default_precision(self) -> Precision:
+        """The precision engines and exports are built in unless asked otherwise."""
+        return self.precision_override or traits(self.family).engine_precision
 
     def templates_by_kind(self) -> dict[str, str]:
         """The three templates: a retrieval task's query and document templates and a symmetric task's."""

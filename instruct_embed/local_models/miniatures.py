@@ -15,14 +15,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
 from instruct_embed.catalog import Family, ModelSpec, Output, Precision
+from instruct_embed.catalog.families import traits
 from instruct_embed.local_models.miniature_tokenizers import TokenizerSource, write_tokenizer
 from instruct_embed.local_models.wheels import folder_is_complete, staged_folder
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 # Bump when the produced folder changes, so folders built by an older version are rebuilt.
 FORMAT_VERSION = 3
@@ -38,19 +43,12 @@ MAX_LENGTH = 128  # short, so truncation is exercised by ordinary texts
 INIT_RANGE = 0.2
 NUM_LATENTS = 16
 
-# Multilingual BERT-family models use XLM-R's vocabulary; the rest of the family uses bert-base-uncased's.
+# Multilingual BERT-family models use XLM-R's vocabulary; the rest take their family's recipe's tokenizer.
 _TOKENIZER_BY_NAME = {"multilingual-e5-small": TokenizerSource.XLM_R}
-_TOKENIZER_BY_FAMILY = {
-    Family.MISTRAL: TokenizerSource.MISTRAL_V1,
-    Family.NV_EMBED: TokenizerSource.MISTRAL_V1,
-    Family.QWEN2: TokenizerSource.QWEN2,
-    Family.XLM_ROBERTA: TokenizerSource.XLM_R,
-    Family.BERT: TokenizerSource.BERT_UNCASED,
-}
 
 
 def tokenizer_source(spec: ModelSpec) -> TokenizerSource:
-    return _TOKENIZER_BY_NAME.get(spec.name) or _TOKENIZER_BY_FAMILY[spec.family]
+    return _TOKENIZER_BY_NAME.get(spec.name) or TokenizerSource(traits(spec.family).miniature.tokenizer)
 
 
 def _source_tag(spec: ModelSpec) -> str:
@@ -64,21 +62,8 @@ def _token_id(tokenizer: Tokenizer, token: str) -> int:
     return int(ident)
 
 
-def _decoder_kwargs(vocab_size: int) -> dict[str, object]:
-    return {
-        "vocab_size": vocab_size,
-        "hidden_size": HIDDEN,
-        "intermediate_size": INTERMEDIATE,
-        "num_hidden_layers": LAYERS,
-        "num_attention_heads": HEADS,
-        "num_key_value_heads": KV_HEADS,
-        "initializer_range": INIT_RANGE,
-        "tie_word_embeddings": False,
-    }
-
-
-def _encoder_kwargs(vocab_size: int) -> dict[str, object]:
-    return {
+def _size_kwargs(decoder: bool, vocab_size: int) -> dict[str, object]:
+    size: dict[str, object] = {
         "vocab_size": vocab_size,
         "hidden_size": HIDDEN,
         "intermediate_size": INTERMEDIATE,
@@ -86,66 +71,37 @@ def _encoder_kwargs(vocab_size: int) -> dict[str, object]:
         "num_attention_heads": HEADS,
         "initializer_range": INIT_RANGE,
     }
+    if decoder:
+        size.update(num_key_value_heads=KV_HEADS, tie_word_embeddings=False)
+    return size
+
+
+def miniature_config(spec: ModelSpec, tokenizer: Tokenizer) -> PretrainedConfig:
+    """The family's config class at the miniature's size, with the recipe's settings and token ids."""
+    import transformers
+
+    family = traits(spec.family)
+    recipe = family.miniature
+    kwargs = _size_kwargs(family.decoder, tokenizer.get_vocab_size(with_added_tokens=True))
+    kwargs.update(recipe.config)
+    if recipe.positions_after_padding:
+        kwargs["max_position_embeddings"] = MAX_LENGTH + 2
+    for name, (token, fallback) in recipe.token_ids.items():
+        ident = tokenizer.token_to_id(token)
+        kwargs[name] = (
+            int(ident) if ident is not None else fallback if fallback is not None else _token_id(tokenizer, token)
+        )
+    return cast("PretrainedConfig", getattr(transformers, family.config_class)(**kwargs))
 
 
 def _write_transformers_model(spec: ModelSpec, tokenizer: Tokenizer, stage: Path) -> None:
     """config.json + model.safetensors of the family's transformers class (and BGE-M3's heads)."""
-    from transformers import (
-        BertConfig,
-        BertModel,
-        MistralConfig,
-        MistralModel,
-        PretrainedConfig,
-        Qwen2Config,
-        Qwen2Model,
-        XLMRobertaConfig,
-        XLMRobertaModel,
-    )
+    import transformers
 
-    vocab = tokenizer.get_vocab_size(with_added_tokens=True)
-    model: torch.nn.Module
-    config: PretrainedConfig
-    if spec.family is Family.MISTRAL:
-        # Mistral-7B-v0.1's settings apart from size: rope theta 1e4, a 4096-token sliding window.
-        config = MistralConfig(
-            **_decoder_kwargs(vocab),
-            max_position_embeddings=32768,
-            rope_theta=10000.0,
-            sliding_window=4096,
-            bos_token_id=_token_id(tokenizer, "<s>"),
-            eos_token_id=_token_id(tokenizer, "</s>"),
-        )
-        model = MistralModel(config)
-    elif spec.family is Family.QWEN2:
-        end = _token_id(tokenizer, "<|endoftext|>")
-        # gte-Qwen2's released config carries is_causal: false; the export reads it from here.
-        config = Qwen2Config(
-            **_decoder_kwargs(vocab),
-            max_position_embeddings=32768,
-            rope_theta=1000000.0,
-            use_sliding_window=False,
-            bos_token_id=end,
-            eos_token_id=end,
-            is_causal=False,
-        )
-        model = Qwen2Model(config)
-    elif spec.family is Family.XLM_ROBERTA:
-        config = XLMRobertaConfig(
-            **_encoder_kwargs(vocab),
-            max_position_embeddings=MAX_LENGTH + 2,  # XLM-R positions start after the padding index
-            pad_token_id=_token_id(tokenizer, "<pad>"),
-            bos_token_id=_token_id(tokenizer, "<s>"),
-            eos_token_id=_token_id(tokenizer, "</s>"),
-        )
-        model = XLMRobertaModel(config, add_pooling_layer=False)
-    elif spec.family is Family.BERT:
-        pad = tokenizer.token_to_id("[PAD]")
-        config = BertConfig(
-            **_encoder_kwargs(vocab), max_position_embeddings=512, pad_token_id=0 if pad is None else int(pad)
-        )
-        model = BertModel(config, add_pooling_layer=False)
-    else:
-        raise ValueError(f"{spec.name}: no transformers miniature for family {spec.family.value}")
+    family = traits(spec.family)
+    model = getattr(transformers, family.architecture)(
+        miniature_config(spec, tokenizer), **family.miniature.model_kwargs
+    )
     model.save_pretrained(str(stage), safe_serialization=True)
     if Output.SPARSE in spec.outputs or Output.COLBERT in spec.outputs:
         # BGE-M3's heads, stored as safetensors state dicts beside the encoder.
@@ -181,21 +137,14 @@ def _centre_sparse_head(encoder: torch.nn.Module, head: torch.nn.Linear, tokeniz
     head.bias.sub_(torch.quantile(torch.cat(scores), 0.1))
 
 
-def _write_nv_embed(tokenizer: Tokenizer, stage: Path) -> None:
+def _write_nv_embed(spec: ModelSpec, tokenizer: Tokenizer, stage: Path) -> None:
     """The hub's NVEmbedModel layout: a Mistral ``text_config`` plus ``latent_attention_config``."""
     from transformers import MistralConfig
 
     from instruct_embed.export.latent_attention import LatentAttentionSettings
     from instruct_embed.export.nv_embed import NVEmbedPort, nv_embed_config
 
-    text_config = MistralConfig(
-        **_decoder_kwargs(tokenizer.get_vocab_size(with_added_tokens=True)),
-        max_position_embeddings=32768,
-        rope_theta=10000.0,
-        sliding_window=4096,
-        bos_token_id=_token_id(tokenizer, "<s>"),
-        eos_token_id=_token_id(tokenizer, "</s>"),
-    )
+    text_config = cast("MistralConfig", miniature_config(spec, tokenizer))
     # NV-Embed-v2: 512 latents, 8 heads of 4096 over hidden 4096; its model output is not normalised.
     latent = LatentAttentionSettings(
         num_latents_value=NUM_LATENTS,
@@ -225,9 +174,14 @@ def build_miniature(spec: ModelSpec, out_dir: Path, wheel_cache: Path) -> Path:
     with staged_folder(out_dir, source) as stage:
         write_tokenizer(tokenizer_source(spec), stage, Path(wheel_cache), MAX_LENGTH)
         tokenizer = Tokenizer.from_file(str(stage / "tokenizer.json"))
+        input_names = traits(spec.family).miniature.model_input_names
+        if input_names:
+            config_file = stage / "tokenizer_config.json"
+            config = json.loads(config_file.read_text())
+            config_file.write_text(json.dumps({**config, "model_input_names": list(input_names)}, indent=2) + "\n")
         torch.manual_seed(SEED)
         if spec.family is Family.NV_EMBED:
-            _write_nv_embed(tokenizer, stage)
+            _write_nv_embed(spec, tokenizer, stage)
         else:
             _write_transformers_model(spec, tokenizer, stage)
         (stage / "README.md").write_text(
@@ -253,7 +207,7 @@ def miniature_spec(spec: ModelSpec, hf_dir: Path) -> ModelSpec:
         spec,
         dim=dim,
         max_length=MAX_LENGTH,
-        default_precision=Precision.FP32,
+        precision_override=Precision.FP32,
         tolerance=max(spec.tolerance, 0.9999),
         trust_remote_code=False,
         matryoshka_dims=tuple(d for d in spec.matryoshka_dims if d <= dim),

@@ -27,17 +27,25 @@ from instruct_embed.export.validate import (
 )
 from instruct_embed.model_repository.render import ModelArtifacts, render_model
 from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder
-from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
+from instruct_embed.model_repository.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
 from tokenizers import Tokenizer
 
 from instruct_embed.catalog import Precision, get_spec
-from tests.miniature_support import DOCUMENTS, MINIATURE_MODELS, QUERIES, mini_spec, oracle, prepared
+from tests.miniature_support import (
+    DOCUMENTS,
+    MINIATURE_MODELS,
+    QUERIES,
+    SERVED_MODELS,
+    mini_spec,
+    oracle,
+    prepared,
+)
 
 pytestmark = pytest.mark.slow
 
-# One per family: the gte-Qwen2 sizes differ only in the real model's width.
-FAMILY_MODELS = tuple(n for n in MINIATURE_MODELS if n != "gte-Qwen2-1.5B-instruct")
-BIDIRECTIONAL = ("gte-Qwen2-7B-instruct", "NV-Embed-v2", "bge-m3", "e5-large-v2")
+# One per serving path: the gte-Qwen2 sizes, say, differ only in the real model's width.
+FAMILY_MODELS = SERVED_MODELS
+BIDIRECTIONAL = ("gte-Qwen2-7B-instruct", "NV-Embed-v2", "bge-m3", "e5-large-v2", "gte-modernbert-base")
 
 
 TOKENIZER_TEXTS = (
@@ -55,7 +63,7 @@ def graph_feed(encoder: CpuEncoder, batch) -> dict[str, np.ndarray]:
     return {name: feeds[name] for name in encoder.input_names}
 
 
-@pytest.mark.parametrize("name", FAMILY_MODELS)
+@pytest.mark.parametrize("name", MINIATURE_MODELS)
 def test_exported_graph_matches_the_oracle_and_batch_equals_single(name: str) -> None:
     model = prepared(name)
     report = validate_onnx(mini_spec(name), model.hf_dir, model.onnx, reference=oracle(name))
@@ -111,7 +119,7 @@ def _hidden_states(name: str, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
         return module.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
 
 
-@pytest.mark.parametrize("name", [*BIDIRECTIONAL, "e5-mistral-7b-instruct"])
+@pytest.mark.parametrize("name", [*BIDIRECTIONAL, "e5-mistral-7b-instruct", "Qwen3-Embedding-0.6B"])
 def test_a_later_token_changes_an_earlier_state_only_when_bidirectional(name: str) -> None:
     ids = torch.tensor([[5, 300, 301, 302, 303, 304, 305, 6]])
     changed = ids.clone()
@@ -151,6 +159,36 @@ def test_e5_mistral_pools_the_eos_and_padding_side_does_not_matter() -> None:
     texts = [p.full for p in prompts]
     right, left = oracle(name).embed(texts, "right"), oracle(name).embed(texts, "left")
     assert float(cosine_rows(right, left).min()) >= 0.9999
+
+
+def test_qwen3_right_padded_batch_equals_single_and_the_cards_left_padding() -> None:
+    # Qwen3-Embedding's card pads left and pools position -1; the export pads right and gathers the last real
+    # token. Causal attention and rotary positions (relative) make the two the same vector.
+    name = "Qwen3-Embedding-0.6B"
+    spec, model = mini_spec(name), prepared(name)
+    prompts = build_prompts(spec, [*QUERIES, *DOCUMENTS])
+    batch = server_tokenizer(spec, model.hf_dir).encode(prompts)
+    assert len(set(batch.attention_mask.sum(axis=1).tolist())) > 1, "the batch must need padding"
+    end = oracle(name).tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    last = batch.attention_mask.sum(axis=1) - 1
+    assert (batch.input_ids[np.arange(len(prompts)), last] == end).all(), "the pooled token is <|endoftext|>"
+    assert prompts[0].full.startswith("Instruct: Given a web search query") and "\nQuery:how" in prompts[0].full
+    right = _graph_embeddings(name, prompts)
+    singles = np.concatenate([_graph_embeddings(name, [p]) for p in prompts])
+    left = oracle(name).embed([p.full for p in prompts], "left")
+    assert float(cosine_rows(right, singles).min()) >= 0.9999
+    assert float(cosine_rows(right, left).min()) >= 0.9999
+
+
+def _graph_embeddings(name: str, prompts: list[Prompt]) -> np.ndarray:
+    """The exported graph run by ONNX Runtime on the server tokenizer's right-padded batch."""
+    import onnxruntime as ort
+
+    spec, model = mini_spec(name), prepared(name)
+    batch = server_tokenizer(spec, model.hf_dir).encode(prompts)
+    session = ort.InferenceSession(str(model.onnx), providers=["CPUExecutionProvider"])
+    feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    return session.run(["embedding"], {i.name: feeds[i.name] for i in session.get_inputs()})[0]
 
 
 def test_nv_embed_instruction_changes_the_vector_but_is_not_pooled() -> None:

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from instruct_embed.client.lexical import lexical_weights
 from instruct_embed.export.validate import build_prompts, cosine_rows, sparse_difference
 from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
 
-from tests.miniature_support import DOCUMENTS, MINIATURE_MODELS, QUERIES, mini_spec, oracle, prepared
+from tests.miniature_support import DOCUMENTS, QUERIES, SERVED_MODELS, mini_spec, oracle, prepared
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -26,10 +27,10 @@ def miniature_server() -> Iterator[Any]:
     from instruct_embed.server import LocalTritonServer, ServerOptions
     from instruct_embed.server.process import free_port
 
-    repository = {prepared(name).repository for name in MINIATURE_MODELS}
+    repository = {prepared(name).repository for name in SERVED_MODELS}
     assert len(repository) == 1, "miniatures render into one repository"
     root = repository.pop()
-    models = tuple(f"{n}{s}" for n in MINIATURE_MODELS for s in ("", "_preprocess", "_encoder"))
+    models = tuple(f"{n}{s}" for n in SERVED_MODELS for s in ("", "_preprocess", "_encoder"))
     options = ServerOptions(
         repository=root,
         models=models,
@@ -49,21 +50,31 @@ def client(miniature_server: Any) -> Iterator[httpclient.InferenceServerClient]:
     client.close()
 
 
-def infer(
-    client: httpclient.InferenceServerClient, model: str, texts: list[str], role: str, **optional: str
-) -> dict[str, np.ndarray]:
+@pytest.fixture(scope="module")
+def grpc_client(miniature_server: Any) -> Iterator[grpcclient.InferenceServerClient]:
+    client = grpcclient.InferenceServerClient(miniature_server.grpc_url)
+    yield client
+    client.close()
+
+
+def infer(client: Any, model: str, texts: list[str], role: str, **optional: str) -> dict[str, np.ndarray]:
+    """One request over HTTP or gRPC (the module of `client` builds the inputs)."""
+    module = grpcclient if isinstance(client, grpcclient.InferenceServerClient) else httpclient
     columns = {"TEXT": texts, "ROLE": [role] * len(texts), **{k: [v] * len(texts) for k, v in optional.items()}}
     inputs = []
     for name, values in columns.items():
-        tensor = httpclient.InferInput(name, [len(texts), 1], "BYTES")
+        tensor = module.InferInput(name, [len(texts), 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[v.encode()] for v in values], dtype=object))
         inputs.append(tensor)
     result = client.infer(model, inputs)
-    names = [o["name"] for o in result.get_response()["outputs"]]
+    if module is grpcclient:
+        names = [o.name for o in result.get_response().outputs]
+    else:
+        names = [o["name"] for o in result.get_response()["outputs"]]
     return {name: result.as_numpy(name) for name in names}
 
 
-@pytest.mark.parametrize("name", MINIATURE_MODELS)
+@pytest.mark.parametrize("name", SERVED_MODELS)
 def test_served_vectors_equal_the_oracle(client: httpclient.InferenceServerClient, name: str) -> None:
     spec = mini_spec(name)
     prompts = build_prompts(spec, QUERIES) + build_prompts(spec, DOCUMENTS)
@@ -80,6 +91,37 @@ def test_served_vectors_equal_the_oracle(client: httpclient.InferenceServerClien
     assert float(cosine_rows(served, expected).min()) >= 0.9999
     singles = np.concatenate([infer(client, name, [t], "query")["EMBEDDING"] for t in QUERIES])
     assert float(cosine_rows(singles, served[: len(QUERIES)]).min()) >= 0.99999
+
+
+@pytest.mark.parametrize("name", SERVED_MODELS)
+def test_grpc_serves_the_oracles_vectors_too(grpc_client: grpcclient.InferenceServerClient, name: str) -> None:
+    spec = mini_spec(name)
+    prompts = build_prompts(spec, QUERIES)
+    served = np.concatenate(
+        [infer(grpc_client, name, list(QUERIES), role)["EMBEDDING"] for role in ("query", "document")]
+    )
+    assert float(cosine_rows(served, oracle(name).embed_prompts(prompts).dense).min()) >= 0.9999
+
+
+@pytest.mark.parametrize("name", SERVED_MODELS)
+def test_a_symmetric_task_embeds_documents_as_queries_and_as_the_oracle(
+    client: httpclient.InferenceServerClient, grpc_client: grpcclient.InferenceServerClient, name: str
+) -> None:
+    spec = mini_spec(name)
+    templates = PromptTemplates.from_config(spec.runtime_config())
+    texts = list(DOCUMENTS)
+    prompts = [resolve_prompt(templates, t, "document", task="sts") for t in texts]
+    assert all(p.full.startswith(spec.symmetric_template.removesuffix("{text}").split("{task}")[0]) for p in prompts)
+    expected = oracle(name).embed_prompts(prompts).dense
+    for transport in (client, grpc_client):
+        as_document = infer(transport, name, texts, "document", TASK="sts")["EMBEDDING"]
+        as_query = infer(transport, name, texts, "query", TASK="sts")["EMBEDDING"]
+        assert np.array_equal(as_document, as_query), "a symmetric task ignores the role"
+        assert float(cosine_rows(as_document, expected).min()) >= 0.9999
+    # A retrieval task leaves documents on their own template, by the card's rule.
+    retrieval = infer(client, name, texts, "document", TASK="scifact")["EMBEDDING"]
+    plain = infer(client, name, texts, "document")["EMBEDDING"]
+    assert np.array_equal(retrieval, plain)
 
 
 @pytest.mark.parametrize("name", ["e5-mistral-7b-instruct", "gte-Qwen2-7B-instruct", "NV-Embed-v2"])

@@ -15,12 +15,12 @@ import pytest
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
 from instruct_embed.export.tensorrt.engine_graph import engine_graph_path, prepare_engine_graph
 from instruct_embed.export.tensorrt.parity import parity_batches, parity_prompts, parity_tokenizer
-from instruct_embed.export.tensorrt.precision import FAMILY_PRECISION
 from instruct_embed.export.tensorrt.profiles import plan_batching
 from instruct_embed.export.tensorrt.signature import expected_signature
 
 from instruct_embed.catalog import Precision
-from tests.miniature_support import MINIATURE_MODELS, mini_spec, prepared
+from instruct_embed.catalog.families import traits
+from tests.miniature_support import SERVED_MODELS, mini_spec, prepared
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +30,11 @@ def _run(path: Path, feed: dict[str, np.ndarray], dtype: type) -> np.ndarray:
     return session.run(["embedding"], {k: v.astype(dtype) for k, v in feed.items()})[0]
 
 
-@pytest.mark.parametrize("name", MINIATURE_MODELS)
+@pytest.mark.parametrize("name", SERVED_MODELS)
 def test_miniature_engine_graphs(name: str, tmp_path: Path) -> None:
     spec = mini_spec(name)
     model = prepared(name)
-    precision = FAMILY_PRECISION[spec.family]  # the miniature spec's own default is fp32
+    precision = traits(spec.family).engine_precision  # the miniature spec's own default is fp32
     fp32 = tmp_path / "model.fp32.onnx"
     shutil.copyfile(model.onnx, fp32)
     low = export_onnx(spec, model.hf_dir, tmp_path / f"model.{precision.value}.onnx", ExportOptions(precision))

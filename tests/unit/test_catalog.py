@@ -8,40 +8,114 @@ from instruct_embed.catalog import ModelSpec, Pooling, Task, TaskKind, get_spec,
 from instruct_embed.catalog.enums import Family, Precision
 
 INSTRUCT = "Instruct: {task}\nQuery: {text}"
+QWEN3 = "Instruct: {task}\nQuery:{text}"  # no space after "Query:" (the Qwen3-Embedding card)
+E5 = ("query: {text}", "passage: {text}", "query: {text}")  # e5's authors: "query: " on symmetric tasks
+BGE_EN = ("Represent this sentence for searching relevant passages: {text}", "{text}", "{text}")
+PLAIN = ("{text}", "{text}", "{text}")
+INSTRUCTED = (INSTRUCT, "{text}", INSTRUCT)  # the instruction on queries, and on every text of a symmetric task
+N = None
 
-# (query template, document template, pooling, dim, appended token)
+# (query, document, symmetric template), pooling, dim, appended token, max length, Matryoshka sizes, licence:
+# each from the model card (and MTEB 2.x's metadata where it states them).
 CARDS = {
-    "e5-mistral-7b-instruct": (INSTRUCT, "{text}", Pooling.LAST_TOKEN, 4096, "</s>"),
-    "gte-Qwen2-7B-instruct": (INSTRUCT, "{text}", Pooling.LAST_TOKEN, 3584, "<|endoftext|>"),
-    "gte-Qwen2-1.5B-instruct": (INSTRUCT, "{text}", Pooling.LAST_TOKEN, 1536, "<|endoftext|>"),
-    "NV-Embed-v2": (INSTRUCT, "{text}", Pooling.LATENT_ATTENTION, 4096, "</s>"),
-    "bge-m3": ("{text}", "{text}", Pooling.CLS, 1024, None),
-    "e5-large-v2": ("query: {text}", "passage: {text}", Pooling.MEAN, 1024, None),
-    "multilingual-e5-large-instruct": (INSTRUCT, "{text}", Pooling.MEAN, 1024, None),
-    "bge-large-en-v1.5": (
-        "Represent this sentence for searching relevant passages: {text}",
-        "{text}",
+    "e5-mistral-7b-instruct": (INSTRUCTED, Pooling.LAST_TOKEN, 4096, "</s>", 4096, (), "MIT"),
+    "Linq-Embed-Mistral": (INSTRUCTED, Pooling.LAST_TOKEN, 4096, "</s>", 4096, (), "CC-BY-NC-4.0"),
+    "SFR-Embedding-Mistral": (INSTRUCTED, Pooling.LAST_TOKEN, 4096, "</s>", 4096, (), "CC-BY-NC-4.0"),
+    "gte-Qwen2-7B-instruct": (INSTRUCTED, Pooling.LAST_TOKEN, 3584, "<|endoftext|>", 32768, (), "Apache-2.0"),
+    "gte-Qwen2-1.5B-instruct": (INSTRUCTED, Pooling.LAST_TOKEN, 1536, "<|endoftext|>", 32768, (), "Apache-2.0"),
+    "NV-Embed-v2": (INSTRUCTED, Pooling.LATENT_ATTENTION, 4096, "</s>", 32768, (), "CC-BY-NC-4.0"),
+    "Qwen3-Embedding-0.6B": (
+        (QWEN3, "{text}", QWEN3),
+        Pooling.LAST_TOKEN,
+        1024,
+        "<|endoftext|>",
+        32768,
+        (32, 64, 128, 256, 512, 768, 1024),
+        "Apache-2.0",
+    ),
+    "Qwen3-Embedding-4B": (
+        (QWEN3, "{text}", QWEN3),
+        Pooling.LAST_TOKEN,
+        2560,
+        "<|endoftext|>",
+        32768,
+        (32, 64, 128, 256, 512, 768, 1024, 1536, 2048, 2560),
+        "Apache-2.0",
+    ),
+    "Qwen3-Embedding-8B": (
+        (QWEN3, "{text}", QWEN3),
+        Pooling.LAST_TOKEN,
+        4096,
+        "<|endoftext|>",
+        32768,
+        (32, 64, 128, 256, 512, 768, 1024, 1536, 2048, 4096),
+        "Apache-2.0",
+    ),
+    "bge-m3": (PLAIN, Pooling.CLS, 1024, N, 8192, (), "MIT"),
+    "e5-large-v2": (E5, Pooling.MEAN, 1024, N, 512, (), "MIT"),
+    "e5-base-v2": (E5, Pooling.MEAN, 768, N, 512, (), "MIT"),
+    "multilingual-e5-large": (E5, Pooling.MEAN, 1024, N, 512, (), "MIT"),
+    "multilingual-e5-small": (E5, Pooling.MEAN, 384, N, 512, (), "MIT"),
+    "multilingual-e5-large-instruct": (INSTRUCTED, Pooling.MEAN, 1024, N, 512, (), "MIT"),
+    "bge-large-en-v1.5": (BGE_EN, Pooling.CLS, 1024, N, 512, (), "MIT"),
+    "bge-base-en-v1.5": (BGE_EN, Pooling.CLS, 768, N, 512, (), "MIT"),
+    "bge-small-en-v1.5": (BGE_EN, Pooling.CLS, 384, N, 512, (), "MIT"),
+    "snowflake-arctic-embed-l-v2.0": (
+        ("query: {text}", "{text}", "{text}"),
         Pooling.CLS,
         1024,
-        None,
+        N,
+        8192,
+        (256, 1024),
+        "Apache-2.0",
     ),
-    "multilingual-e5-small": ("query: {text}", "passage: {text}", Pooling.MEAN, 384, None),
-    "all-MiniLM-L6-v2": ("{text}", "{text}", Pooling.MEAN, 384, None),
+    "gte-modernbert-base": (PLAIN, Pooling.CLS, 768, N, 8192, (), "Apache-2.0"),
+    "all-MiniLM-L6-v2": (PLAIN, Pooling.MEAN, 384, N, 256, (), "Apache-2.0"),
+}
+
+# The authors' symmetric instructions, character by character (e5-mistral's unilm e5/utils.py; the Qwen authors'
+# evaluation code drops the STS instruction's final period).
+STS = {
+    "e5-mistral-7b-instruct": "Retrieve semantically similar text.",
+    "Qwen3-Embedding-0.6B": "Retrieve semantically similar text",
+}
+SYMMETRIC_TASKS = {
+    "sts",
+    "summarization",
+    "banking77",
+    "amazon_polarity",
+    "emotion",
+    "arxiv_clustering",
+    "twenty_newsgroups",
 }
 
 
-def test_catalog_holds_exactly_the_seed_models() -> None:
+def test_catalog_holds_exactly_the_carded_models() -> None:
     assert sorted(CARDS) == model_names()
 
 
 @pytest.mark.parametrize("name", sorted(CARDS))
 def test_templates_match_the_model_card(name: str) -> None:
     spec = get_spec(name)
-    query, document, pooling, dim, append = CARDS[name]
-    assert (spec.query_template, spec.document_template) == (query, document)
+    templates, pooling, dim, append, max_length, matryoshka, licence = CARDS[name]
+    assert (spec.query_template, spec.document_template, spec.symmetric_template) == templates
     assert spec.pooling is pooling
     assert spec.dim == dim
     assert spec.append_token == append
+    assert spec.max_length == max_length
+    assert spec.matryoshka_dims == matryoshka
+    assert spec.license == licence
+    # Every task is of the kind the authors' evaluation gives it; the served spec carries the kinds.
+    assert {n for n, t in spec.tasks.items() if t.kind is TaskKind.SYMMETRIC} == SYMMETRIC_TASKS
+    carried = spec.runtime_config()
+    assert carried["task_kinds"] == {n: t.kind.value for n, t in spec.tasks.items()}
+    assert carried["symmetric_template"] == templates[2]
+
+
+@pytest.mark.parametrize(("name", "sts"), sorted(STS.items()))
+def test_sts_instruction_is_the_authors(name: str, sts: str) -> None:
+    assert get_spec(name).tasks["sts"].instruction == sts
+    assert get_spec("gte-Qwen2-7B-instruct").tasks["sts"].instruction == STS["Qwen3-Embedding-0.6B"]
 
 
 def test_e5_mistral_default_instruction_is_the_web_search_one() -> None:
@@ -62,12 +136,12 @@ def test_gte_qwen2_is_bidirectional_and_nv_embed_masks_its_instruction() -> None
 def test_decoders_default_to_bf16_and_encoders_to_fp16() -> None:
     for name in model_names():
         spec = get_spec(name)
-        decoder = spec.family in (Family.MISTRAL, Family.QWEN2, Family.NV_EMBED)
+        decoder = spec.family in (Family.MISTRAL, Family.QWEN2, Family.QWEN3, Family.NV_EMBED)
         assert spec.default_precision is (Precision.BF16 if decoder else Precision.FP16), name
 
 
 def test_unknown_model_lists_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="known models: NV-Embed-v2, all-MiniLM-L6-v2"):
+    with pytest.raises(KeyError, match=r"known models: Linq-Embed-Mistral, NV-Embed-v2, Qwen3-Embedding-0\.6B"):
         get_spec("e5-nope")
 
 

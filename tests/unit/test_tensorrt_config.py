@@ -21,7 +21,7 @@ from instruct_embed.catalog import Family, Precision, get_spec, model_names
 from instruct_embed.catalog.tensors import encoder_input_names, encoder_outputs
 from tests.unit.tensorrt_support import TINY_MODEL, VOCAB_SIZE, shared_tiny_home, write_tiny_tokenizer
 
-DECODERS = (Family.MISTRAL, Family.QWEN2, Family.NV_EMBED)
+DECODERS = (Family.MISTRAL, Family.QWEN2, Family.QWEN3, Family.NV_EMBED)
 
 
 @pytest.fixture(scope="module")

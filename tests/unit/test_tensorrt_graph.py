@@ -9,7 +9,6 @@ import pytest
 from instruct_embed.export.tensorrt.engine_graph import EngineGraphError, engine_graph_path, prepare_engine_graph
 from instruct_embed.export.tensorrt.parity import parity_prompts, parity_tokenizer
 from instruct_embed.export.tensorrt.precision import (
-    FAMILY_PRECISION,
     PrecisionError,
     fp32_island_problems,
     keep_norms_fp32,
@@ -20,6 +19,7 @@ from instruct_embed.export.tensorrt.signature import expected_signature, read_si
 from onnx import TensorProto, helper
 
 from instruct_embed.catalog import Family, Precision, get_spec, model_names
+from instruct_embed.catalog.families import traits
 from tests.unit.tensorrt_support import TINY_MODEL, shared_tiny_home
 
 
@@ -46,9 +46,9 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("name", model_names())
 def test_every_family_default_precision_is_the_spec_default(name: str) -> None:
     spec = get_spec(name)
-    assert resolve_precision(spec) is FAMILY_PRECISION[spec.family] is spec.default_precision
+    assert resolve_precision(spec) is traits(spec.family).engine_precision is spec.default_precision
     assert resolve_precision(spec, Precision.FP32) is Precision.FP32
-    if spec.family in (Family.MISTRAL, Family.QWEN2, Family.NV_EMBED):
+    if spec.family in (Family.MISTRAL, Family.QWEN2, Family.QWEN3, Family.NV_EMBED):
         with pytest.raises(PrecisionError, match="overflows in fp16"):
             resolve_precision(spec, Precision.FP16)
 

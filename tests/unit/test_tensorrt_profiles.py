@@ -29,7 +29,7 @@ def test_default_plan_covers_every_batch_and_length_the_repository_sends(name: s
     plan = plan_batching(spec)
     profiles = plan_profiles(spec)
     assert plan.max_sequence <= spec.max_length
-    if spec.family in (Family.MISTRAL, Family.QWEN2, Family.NV_EMBED):
+    if spec.family in (Family.MISTRAL, Family.QWEN2, Family.QWEN3, Family.NV_EMBED):
         assert plan.max_sequence == min(spec.max_length, DECODER_MAX_SEQUENCE)
     else:
         assert plan.max_sequence == spec.max_length
