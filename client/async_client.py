@@ -109,8 +109,30 @@ class AsyncEmbedClient:
         except Exception:
             return False
 
-    async def encode(self, model: str, texts: Texts, *, dimensions: int | None = None, **options: Any) -> np.ndarray:
-        vectors, _ = await self.encode_with_counts(model, texts, **options)
+    async def encode(
+        self,
+        model: str,
+        texts: Texts,
+        *,
+        is_query: bool = False,
+        role: str | None = None,
+        task: str | None = None,
+        instruction: str | None = None,
+        instruction_kind: str | None = None,
+        truncate: str = "end",
+        dimensions: int | None = None,
+    ) -> np.ndarray:
+        """As EmbedClient.encode: float32 [n, dim] in input order."""
+        vectors, _ = await self.encode_with_counts(
+            model,
+            texts,
+            is_query=is_query,
+            role=role,
+            task=task,
+            instruction=instruction,
+            instruction_kind=instruction_kind,
+            truncate=truncate,
+        )
         served = await self.model(model)
         try:
             return truncate_dimensions(vectors, dimensions, served.matryoshka_dims, served.dim)

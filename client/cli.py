@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from .errors import EmbedError
-from .request import ROLES, TRUNCATE_MODES
+from .request import INSTRUCTION_KINDS, ROLES, TRUNCATE_MODES, ServedModel
 from .sync_client import EmbedClient
 
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -33,8 +33,18 @@ def register_client_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", help="a file of texts, one per line, or '-' for stdin; .jsonl: objects with 'text'")
     p.add_argument("--jsonl", action="store_true", help="read --input as JSONL ({'text', optional 'role', 'id'})")
     p.add_argument("--role", default="document", choices=ROLES, help="role of positional and --input texts")
-    p.add_argument("--task", help="a named task of the model (its instruction is used for queries)")
+    p.add_argument(
+        "--task",
+        help="a named task of the model (a retrieval task's instruction goes on queries, a symmetric one's "
+        "template on every text)",
+    )
     p.add_argument("--instruction", help="free-text instruction; overrides --task")
+    p.add_argument(
+        "--instruction-kind",
+        choices=INSTRUCTION_KINDS,
+        help="retrieval: each role its own template; symmetric: every text the model's symmetric template, whatever "
+        "its role (default: the task's kind, else retrieval)",
+    )
     p.add_argument("--truncate", default="end", choices=TRUNCATE_MODES)
     p.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
     _connection_flags(p)
@@ -91,7 +101,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                 group = [(i, e) for i, e in enumerate(entries) if e.role == role]
                 vectors, counts = client.encode_with_counts(
                     args.model, [e.text for _, e in group], role=role, task=args.task,
-                    instruction=args.instruction, truncate=args.truncate,
+                    instruction=args.instruction, instruction_kind=args.instruction_kind, truncate=args.truncate,
                 )  # fmt: skip
                 for (index, entry), vector, count in zip(group, vectors, counts, strict=True):
                     record = {"index": index, "id": entry.id, "role": role, "text": entry.text,
@@ -112,9 +122,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         for name in model_names():
             spec = get_spec(name)
+            tasks = {task: {"instruction": spec.tasks[task].instruction, "kind": str(spec.tasks[task].kind)}
+                     for task in sorted(spec.tasks)}  # fmt: skip
             print(json.dumps({"name": name, "dim": spec.dim, "pooling": spec.pooling.value,
                               "query_template": spec.query_template, "document_template": spec.document_template,
-                              "tasks": sorted(spec.tasks), "license": spec.license}))  # fmt: skip
+                              "symmetric_template": spec.symmetric_template, "default_task": spec.default_task,
+                              "tasks": tasks, "license": spec.license}))  # fmt: skip
         return 0
     try:
         with EmbedClient(args.url, args.protocol) as client:
@@ -122,8 +135,17 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(json.dumps({"name": model.name, "dim": model.dim, "max_batch_size": model.max_batch_size,
                                   "query_template": model.query_template,
                                   "document_template": model.document_template,
-                                  "default_task": model.default_task, "tasks": model.tasks}))  # fmt: skip
+                                  "symmetric_template": model.symmetric_template,
+                                  "default_task": model.default_task, "tasks": served_tasks(model)}))  # fmt: skip
     except EmbedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def served_tasks(model: ServedModel) -> dict[str, dict[str, str]]:
+    """Each task of a served model with its instruction and kind, by name (the shape `--catalog` prints)."""
+    return {
+        name: {"instruction": model.tasks[name], "kind": model.task_kinds.get(name, "retrieval")}
+        for name in sorted(model.tasks)
+    }

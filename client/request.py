@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,10 @@ from .errors import InvalidRequest
 SPEC_PARAMETER = "instruct_embed_spec"
 ROLES = ("query", "document", "raw")
 TRUNCATE_MODES = ("end", "start", "none")
+# INSTRUCTION_KIND: retrieval (queries get the instruction-bearing template, documents their own) or symmetric
+# (STS, classification, clustering: every text gets the model's symmetric template, whatever its role).
+RETRIEVAL, SYMMETRIC = "retrieval", "symmetric"
+INSTRUCTION_KINDS = (RETRIEVAL, SYMMETRIC)
 QUERY_PRIORITY = 1  # the rendered configs give bulk the last of their priority levels
 
 
@@ -61,6 +65,7 @@ class EncodeRequest:
     instruction: str | None = None
     truncate: str = "end"
     priority: int = 0  # Triton priority level; 0 = the model's default (bulk). Queries go ahead at level 1.
+    instruction_kind: str | None = None  # INSTRUCTION_KIND; None: the named task's kind, else retrieval
 
     @classmethod
     def make(
@@ -70,16 +75,17 @@ class EncodeRequest:
         role: str | None = None,
         task: str | None = None,
         instruction: str | None = None,
+        instruction_kind: str | None = None,
         truncate: str = "end",
         priority: int | None = None,
     ) -> EncodeRequest:
-        """Checks nothing the server checks (roles, tasks): its errors name the allowed values.
+        """Checks nothing the server checks (roles, tasks, kinds): its errors name the allowed values.
 
         Unless `priority` is given, queries are sent at level 1, ahead of bulk documents (level 0: default).
         """
         chosen = role or ("query" if is_query else "document")
         level = priority if priority is not None else (QUERY_PRIORITY if chosen == "query" else 0)
-        return cls(chosen, task or None, instruction or None, truncate, level)
+        return cls(chosen, task or None, instruction or None, truncate, level, instruction_kind or None)
 
 
 @dataclass(frozen=True)
@@ -91,11 +97,21 @@ class ServedModel:
     max_batch_size: int
     query_template: str
     document_template: str
-    tasks: dict[str, str]
+    tasks: dict[str, str]  # task name -> its instruction
     default_task: str | None
     max_length: int
     matryoshka_dims: tuple[int, ...] = ()
     outputs: tuple[str, ...] = ("dense",)
+    symmetric_template: str = ""  # every text of a symmetric request gets it; "" (not served): the query template
+    task_kinds: dict[str, str] = field(default_factory=dict)  # task name -> "retrieval" | "symmetric"
+
+    def __post_init__(self) -> None:
+        # A server older than task kinds sends neither: its symmetric template is the query template, and every
+        # task is a retrieval task (as that server treated them).
+        if not self.symmetric_template:
+            object.__setattr__(self, "symmetric_template", self.query_template)
+        kinds = {name: self.task_kinds.get(name, RETRIEVAL) for name in self.tasks}
+        object.__setattr__(self, "task_kinds", {**self.task_kinds, **kinds})
 
 
 def parse_config(name: str, config: Mapping[str, Any]) -> ServedModel:
@@ -112,6 +128,8 @@ def parse_config(name: str, config: Mapping[str, Any]) -> ServedModel:
         max_length=int(spec["max_length"]),
         matryoshka_dims=tuple(int(d) for d in spec.get("matryoshka_dims") or ()),
         outputs=tuple(spec.get("outputs") or ("dense",)),
+        symmetric_template=str(spec.get("symmetric_template") or ""),
+        task_kinds={str(k): str(v) for k, v in (spec.get("task_kinds") or {}).items()},
     )
 
 
@@ -123,13 +141,15 @@ def _column(module: Any, name: str, values: list[str]) -> Any:
 
 
 def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[Any]:
-    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / TRUNCATE when set."""
+    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / INSTRUCTION_KIND / TRUNCATE when set."""
     n = len(texts)
     inputs = [_column(module, "TEXT", texts), _column(module, "ROLE", [request.role] * n)]
     if request.task:
         inputs.append(_column(module, "TASK", [request.task] * n))
     if request.instruction:
         inputs.append(_column(module, "INSTRUCTION", [request.instruction] * n))
+    if request.instruction_kind:
+        inputs.append(_column(module, "INSTRUCTION_KIND", [request.instruction_kind] * n))
     if request.truncate != "end":
         inputs.append(_column(module, "TRUNCATE", [request.truncate] * n))
     return inputs

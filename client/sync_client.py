@@ -147,17 +147,28 @@ class EmbedClient:
         role: str | None = None,
         task: str | None = None,
         instruction: str | None = None,
+        instruction_kind: str | None = None,
         truncate: str = "end",
         dimensions: int | None = None,
     ) -> np.ndarray:
         """Embed `texts` (strings or Items); returns float32 [n, dim] in input order.
 
-        `role` overrides `is_query` ("query", "document" or "raw": sent as written). `dimensions` truncates and
-        renormalises where the model supports Matryoshka sizes. Raises InvalidRequest, ModelNotFound or
+        `role` overrides `is_query` ("query", "document" or "raw": sent as written). `instruction_kind`
+        ("retrieval" | "symmetric", sent as INSTRUCTION_KIND) says which template the texts get: retrieval the
+        role's own, symmetric the model's symmetric template for every text, whatever its role (STS,
+        classification, clustering); unset, it is the named task's kind, else retrieval. `dimensions` truncates
+        and renormalises where the model supports Matryoshka sizes. Raises InvalidRequest, ModelNotFound or
         ServerUnavailable carrying the server's message.
         """
         vectors, _ = self.encode_with_counts(
-            model, texts, is_query=is_query, role=role, task=task, instruction=instruction, truncate=truncate
+            model,
+            texts,
+            is_query=is_query,
+            role=role,
+            task=task,
+            instruction=instruction,
+            instruction_kind=instruction_kind,
+            truncate=truncate,
         )
         served = self.model(model)
         try:

@@ -23,9 +23,11 @@ from instruct_embed.client import (
     ServerError,
     ServerUnavailable,
 )
+from instruct_embed.client.request import INSTRUCTION_KINDS
 
 from .errors import GatewayError
 from .schemas import (
+    INPUT_TYPE_KINDS,
     INPUT_TYPES,
     MODEL_SUFFIXES,
     EmbeddingData,
@@ -66,6 +68,26 @@ def resolve_model_and_role(model: str, input_type: str | None) -> tuple[str, str
             )
         role = INPUT_TYPES[input_type]
     return model, role or "document"
+
+
+def resolve_instruction_kind(input_type: str | None, instruction_kind: str | None) -> str | None:
+    """The ensemble's INSTRUCTION_KIND (None: unset, the task decides): `instruction_kind`, or the one an
+    `input_type` of classification / clustering means (symmetric); the two must agree when both are sent."""
+    if instruction_kind is not None and instruction_kind not in INSTRUCTION_KINDS:
+        raise GatewayError(
+            400,
+            f"unknown instruction_kind {instruction_kind!r}; allowed: {', '.join(INSTRUCTION_KINDS)}",
+            "instruction_kind",
+        )
+    implied = INPUT_TYPE_KINDS.get(input_type or "")
+    if implied is not None and instruction_kind is not None and instruction_kind != implied:
+        raise GatewayError(
+            400,
+            f"input_type {input_type!r} means instruction_kind {implied!r}, but instruction_kind is "
+            f"{instruction_kind!r}; send either, or both agreeing",
+            "instruction_kind",
+        )
+    return instruction_kind or implied
 
 
 def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
@@ -168,7 +190,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     dimensions=m.dim,
                     query_template=m.query_template,
                     document_template=m.document_template,
+                    symmetric_template=m.symmetric_template,
                     tasks=sorted(m.tasks),
+                    task_kinds={name: m.task_kinds[name] for name in sorted(m.tasks)},
                 )
                 for m in served
             ]
@@ -182,13 +206,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if len(texts) > settings.max_inputs:
             raise GatewayError(400, f"input has {len(texts)} texts; at most {settings.max_inputs} allowed", "input")
         model, role = resolve_model_and_role(body.model, body.input_type)
+        kind = resolve_instruction_kind(body.input_type, body.instruction_kind)
         truncate = TRUNCATE.get((body.truncate or "end").lower())
         if truncate is None:
             raise GatewayError(400, f"unknown truncate {body.truncate!r}; allowed: END, START, NONE", "truncate")
         triton: AsyncEmbedClient = request.app.state.triton
         vectors, counts = await _triton_call(
             triton.encode_with_counts(
-                model, texts, role=role, task=body.task, instruction=body.instruction, truncate=truncate
+                model,
+                texts,
+                role=role,
+                task=body.task,
+                instruction=body.instruction,
+                instruction_kind=kind,
+                truncate=truncate,
             )
         )
         if body.dimensions is not None:
@@ -228,9 +259,22 @@ async def _triton_call(awaitable: Awaitable[T]) -> T:
         raise GatewayError(400, str(error)) from None
 
 
+# What a server refusal is about, by what its message says (first match wins): the server names its tensors, but
+# some messages name several (a kind that contradicts a task, a hint to send a task instead of an instruction).
+_PARAMS_BY_MESSAGE = (
+    ("INSTRUCTION_KIND is", "instruction_kind"),  # TASK 'x' is a symmetric task, but INSTRUCTION_KIND is ...
+    ("unknown INSTRUCTION_KIND", "instruction_kind"),
+    ("free-text instruction", "instruction"),  # a model without a {task} slot refuses INSTRUCTION
+    ("a symmetric request", "task"),  # a symmetric request to an instruction model needs a task
+    ("TASK", "task"),
+    ("INSTRUCTION", "instruction"),
+    ("TRUNCATE", "truncate"),
+)
+
+
 def _param_of(message: str) -> str:
-    """The request field a server refusal is about (the server names its tensor)."""
-    for tensor, param in (("TASK", "task"), ("INSTRUCTION", "instruction"), ("TRUNCATE", "truncate")):
-        if tensor in message:
+    """The request field a server refusal is about."""
+    for fragment, param in _PARAMS_BY_MESSAGE:
+        if fragment in message:
             return param
     return "input"

@@ -1,4 +1,7 @@
-"""The OpenAI embeddings request and response shapes, plus NVIDIA-style `input_type` and `truncate`."""
+"""The OpenAI embeddings request and response shapes, plus NVIDIA-style `input_type` and `truncate`.
+
+Also `task`, `instruction` and `instruction_kind`, the ensemble's TASK, INSTRUCTION and INSTRUCTION_KIND.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from instruct_embed.client.request import SYMMETRIC
+
 # input_type values and the ensemble ROLE they mean.
-INPUT_TYPES = {"query": "query", "passage": "document", "document": "document"}
+INPUT_TYPES = {
+    "query": "query",
+    "passage": "document",
+    "document": "document",
+    "classification": "document",
+    "clustering": "document",
+}
+# Cohere's input_types for texts compared with each other rather than searched: they also mean
+# INSTRUCTION_KIND symmetric, so every text gets the model's symmetric template (the role is then moot). On a model
+# whose symmetric template takes an instruction, the request must also name a symmetric task or an instruction.
+INPUT_TYPE_KINDS = {"classification": SYMMETRIC, "clustering": SYMMETRIC}
 # A strict OpenAI client cannot send input_type, so the model name may carry it.
 MODEL_SUFFIXES = {"-query": "query", "-passage": "document", "-document": "document"}
 
@@ -17,12 +32,21 @@ class EmbeddingRequest(BaseModel):
 
     input: str | list[str] = Field(description="a text or a list of texts")
     model: str
-    input_type: str | None = Field(default=None, description="query | passage | document (default: document)")
+    input_type: str | None = Field(
+        default=None,
+        description="query | passage | document (default) | classification | clustering (the last two: "
+        "instruction_kind symmetric)",
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     truncate: str | None = Field(default=None, description="END (default) | START | NONE")
     task: str | None = Field(default=None, description="a named task of the model (its instruction fills {task})")
     instruction: str | None = Field(default=None, description="free-text instruction; overrides task")
+    instruction_kind: str | None = Field(
+        default=None,
+        description="retrieval (each role its own template) | symmetric (every text the model's symmetric "
+        "template); default: the task's kind, else retrieval",
+    )
     user: str | None = None
 
 
@@ -52,7 +76,9 @@ class ModelCard(BaseModel):
     dimensions: int
     query_template: str
     document_template: str
+    symmetric_template: str
     tasks: list[str]
+    task_kinds: dict[str, str]  # each task's kind: retrieval | symmetric
 
 
 class ModelList(BaseModel):

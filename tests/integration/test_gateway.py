@@ -16,6 +16,7 @@ import openai
 import pytest
 import uvicorn
 from instruct_embed.client import EmbedClient
+from instruct_embed.export.validate import cosine_rows
 
 from instruct_embed.gateway.app import GatewaySettings, create_app
 from instruct_embed.server.process import free_port
@@ -117,6 +118,31 @@ def post(gateway: str, body: dict[str, Any], key: str | None = API_KEY) -> tuple
         ({"model": E5, "input": []}, 400, "input", "input is empty"),
         ({"model": E5, "input": "x", "input_type": "question"}, 400, "input_type", "allowed: query, passage"),
         ({"model": E5, "input": "x", "truncate": "MIDDLE"}, 400, "truncate", "allowed: END, START, NONE"),
+        (
+            {"model": E5, "input": "x", "instruction_kind": "similarity"},
+            400,
+            "instruction_kind",
+            "allowed: retrieval, symmetric",
+        ),
+        (
+            {"model": E5, "input": "x", "input_type": "clustering", "instruction_kind": "retrieval"},
+            400,
+            "instruction_kind",
+            "means instruction_kind 'symmetric'",
+        ),
+        (  # refused by the server, named by the gateway
+            {"model": E5, "input": "x", "task": "sts", "instruction_kind": "retrieval"},
+            400,
+            "instruction_kind",
+            "TASK 'sts' is a symmetric task",
+        ),
+        (
+            {"model": E5, "input": "x", "input_type": "classification", "task": "scifact"},
+            400,
+            "instruction_kind",
+            "TASK 'scifact' is a retrieval task",
+        ),
+        ({"model": E5, "input": "x", "instruction": "free text"}, 400, "instruction", "takes no free-text"),
         ({"model": "no-such-model", "input": "x"}, 404, "model", "no-such-model"),
         ({"model": E5, "input": "x" * 200_000}, 413, None, "exceeds the limit"),
     ],
@@ -139,5 +165,39 @@ def test_a_wrong_api_key_is_refused(gateway: str) -> None:
 
 def test_models_and_health(openai_client: openai.OpenAI, gateway: str) -> None:
     assert E5 in {m.id for m in openai_client.models.list()}
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{gateway}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}), timeout=10
+    ) as response:
+        cards = {card["id"]: card for card in json.loads(response.read())["data"]}
+    assert cards[E5]["symmetric_template"] == "query: {text}"
+    assert cards[E5]["task_kinds"]["sts"] == "symmetric" and cards[E5]["task_kinds"]["scifact"] == "retrieval"
+    assert sorted(cards[E5]["task_kinds"]) == cards[E5]["tasks"]
     with urllib.request.urlopen(f"{gateway}/health/ready", timeout=10) as response:
         assert json.loads(response.read()) == {"status": "ready"}
+
+
+def test_a_symmetric_task_embeds_passages_as_queries(openai_client: openai.OpenAI, sdk: EmbedClient) -> None:
+    queries = sdk.encode_queries(E5, TEXTS)
+    for extra_body in (
+        {"task": "sts"},
+        {"task": "sts", "input_type": "passage"},
+        {"task": "sts", "instruction_kind": "symmetric"},
+        {"instruction_kind": "symmetric"},  # e5: no task needed, its symmetric template is "query: "
+        {"input_type": "classification"},
+        {"input_type": "clustering", "task": "twenty_newsgroups"},
+    ):
+        response = openai_client.embeddings.create(model=f"{E5}-passage", input=TEXTS, extra_body=extra_body)
+        assert float(cosine_rows(vectors(response), queries).min()) >= 0.99999, extra_body
+    assert np.allclose(vectors(response), sdk.encode_documents(E5, TEXTS, task="twenty_newsgroups"), atol=1e-6)
+
+
+def test_a_retrieval_task_keeps_the_passage_template(openai_client: openai.OpenAI, sdk: EmbedClient) -> None:
+    passages = sdk.encode_documents(E5, TEXTS)
+    documents = openai_client.embeddings.create(model=E5, input=TEXTS, extra_body={"task": "scifact"})
+    said = openai_client.embeddings.create(
+        model=E5, input=TEXTS, extra_body={"task": "scifact", "instruction_kind": "retrieval"}
+    )
+    queries = openai_client.embeddings.create(model=f"{E5}-query", input=TEXTS, extra_body={"task": "scifact"})
+    assert float(cosine_rows(vectors(documents), passages).min()) >= 0.99999
+    assert float(cosine_rows(vectors(said), passages).min()) >= 0.99999
+    assert float(cosine_rows(vectors(documents), vectors(queries)).max()) < 0.9999
