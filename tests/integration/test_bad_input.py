@@ -255,7 +255,7 @@ GATEWAY_CASES = [
         "an instruction for a model that takes none",
         {"input": "x", "instruction": "Find it"},
         400,
-        "task",
+        "instruction",
         "takes no free-text instruction",
     ),
     ("unknown truncate", {"input": "x", "truncate": "MIDDLE"}, 400, "truncate", "allowed: END, START, NONE"),
