@@ -82,8 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from instruct_embed.evaluation.embedders import InProcessEmbedder, ServerEmbedder
     from instruct_embed.paths import repository_dir
     from instruct_embed.prepare import PrepareOptions, prepare_model
-    from instruct_embed.server import LocalTritonServer, ServerOptions
-    from instruct_embed.server.process import free_port
+
+    from .eval_server import eval_server
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit-docs", type=int, help="a quick run on a fixed subset (the table is not rewritten)")
@@ -108,17 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     repository = repository_dir().with_name("repository-bf16") if bf16 else repository_dir()
     prepare = PrepareOptions(repository=repository, serving=ServingOptions(cpu_precision=args.cpu_precision))
     prepared = {name: prepare_model(name, prepare) for name in models}
-    options = ServerOptions(
-        repository=repository,
-        models=tuple(f"{n}{s}" for n in models for s in ("", "_preprocess", "_encoder")),
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        log_file=repository.parent / "tritonserver-eval.log",
-    )
     results: list[EvalResult] = []
     load_start = os.getloadavg()[1]
-    with LocalTritonServer(options) as server:
+    with eval_server(models, repository, "tritonserver-eval.log") as server:
         url = server.http_url if args.protocol == "http" else server.grpc_url
         with EmbedClient(url, args.protocol) as client:
             for model, variant in runs:

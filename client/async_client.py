@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from instruct_embed.server.repository_api import marked_for_reload
 
-from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
+from .batching import Chunk, plan_chunks, reassemble
 from .errors import EmbedError, ServerUnavailable
 from .request import (
     EncodeRequest,
@@ -22,6 +22,7 @@ from .request import (
     Texts,
     build_inputs,
     ensemble_candidates,
+    ensemble_steps,
     parse_config,
     requested_outputs,
     texts_of,
@@ -84,8 +85,8 @@ class AsyncEmbedClient:
         return dict(await self._client.get_model_config(name))
 
     async def reload(self, model: str) -> None:
-        """As EmbedClient.reload: load both steps again with a changed parameter; the model stays loaded."""
-        for step in (f"{model}_preprocess", f"{model}_encoder"):
+        """As EmbedClient.reload: load its steps again with a changed parameter; the model stays loaded."""
+        for step in ensemble_steps(await self._call(lambda: self._config(model), model)):
             await self._call(functools.partial(self._reload_step, step), model)
 
     async def _reload_step(self, step: str) -> None:
@@ -132,19 +133,17 @@ class AsyncEmbedClient:
             instruction=instruction,
             instruction_kind=instruction_kind,
             truncate=truncate,
+            dimensions=dimensions,
         )
-        served = await self.model(model)
-        try:
-            return truncate_dimensions(vectors, dimensions, served.matryoshka_dims, served.dim)
-        except ValueError as error:
-            raise EmbedError(str(error)) from None
+        return vectors
 
     async def encode_with_counts(self, model: str, texts: Texts, **options: Any) -> tuple[np.ndarray, np.ndarray]:
         values = texts_of(texts)
         served = await self.model(model)
+        request = EncodeRequest.make(**options).for_model(served)
         if not values:
-            return np.zeros((0, served.dim), dtype=np.float32), np.zeros((0,), dtype=np.int32)
-        request = EncodeRequest.make(**options)
+            width = request.dimensions or served.dim
+            return np.zeros((0, width), dtype=np.float32), np.zeros((0,), dtype=np.int32)
         chunks = plan_chunks(values, max(1, served.max_batch_size))
         gate = asyncio.Semaphore(self.concurrency)
 

@@ -37,14 +37,3 @@ def reassemble(chunks: Sequence[Chunk], results: Sequence[np.ndarray], total: in
             raise ValueError(f"a request for {len(chunk.positions)} texts came back with {rows.shape[0]} rows")
         out[list(chunk.positions)] = rows
     return out
-
-
-def truncate_dimensions(vectors: np.ndarray, dimensions: int | None, allowed: Sequence[int], native: int) -> np.ndarray:
-    """Matryoshka truncation with renormalisation, only to sizes the model was trained for."""
-    if dimensions is None or dimensions == native:
-        return vectors
-    if dimensions not in allowed:
-        sizes = ", ".join(str(d) for d in [*allowed, native])
-        raise ValueError(f"dimensions={dimensions} is not supported by this model; allowed: {sizes}")
-    cut = vectors[:, :dimensions]
-    return cut / np.linalg.norm(cut, axis=1, keepdims=True).clip(min=1e-12)

@@ -46,6 +46,9 @@ def register_client_commands(sub: argparse._SubParsersAction) -> None:
         "its role (default: the task's kind, else retrieval)",
     )
     p.add_argument("--truncate", default="end", choices=TRUNCATE_MODES)
+    p.add_argument(
+        "--dimensions", type=int, help="a Matryoshka size of the model (`models` lists them): the first n, renormalised"
+    )
     p.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
     _connection_flags(p)
     p.set_defaults(handler=cmd_encode)
@@ -102,6 +105,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                 vectors, counts = client.encode_with_counts(
                     args.model, [e.text for _, e in group], role=role, task=args.task,
                     instruction=args.instruction, instruction_kind=args.instruction_kind, truncate=args.truncate,
+                    dimensions=args.dimensions,
                 )  # fmt: skip
                 for (index, entry), vector, count in zip(group, vectors, counts, strict=True):
                     record = {"index": index, "id": entry.id, "role": role, "text": entry.text,
@@ -124,7 +128,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             spec = get_spec(name)
             tasks = {task: {"instruction": spec.tasks[task].instruction, "kind": str(spec.tasks[task].kind)}
                      for task in sorted(spec.tasks)}  # fmt: skip
-            print(json.dumps({"name": name, "dim": spec.dim, "pooling": spec.pooling.value,
+            print(json.dumps({"name": name, "dim": spec.dim, "matryoshka_dims": list(spec.matryoshka_dims),
+                              "pooling": spec.pooling.value,
                               "query_template": spec.query_template, "document_template": spec.document_template,
                               "symmetric_template": spec.symmetric_template, "default_task": spec.default_task,
                               "tasks": tasks, "license": spec.license}))  # fmt: skip
@@ -132,7 +137,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     try:
         with EmbedClient(args.url, args.protocol) as client:
             for model in client.models():
-                print(json.dumps({"name": model.name, "dim": model.dim, "max_batch_size": model.max_batch_size,
+                print(json.dumps({"name": model.name, "dim": model.dim,
+                                  "matryoshka_dims": list(model.matryoshka_dims),
+                                  "max_batch_size": model.max_batch_size,
                                   "query_template": model.query_template,
                                   "document_template": model.document_template,
                                   "symmetric_template": model.symmetric_template,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class EncodeRequest:
     truncate: str = "end"
     priority: int = 0  # Triton priority level; 0 = the model's default (bulk). Queries go ahead at level 1.
     instruction_kind: str | None = None  # INSTRUCTION_KIND; None: the named task's kind, else retrieval
+    dimensions: int | None = None  # DIMENSIONS: a Matryoshka size the server cuts EMBEDDING to; None: full width
 
     @classmethod
     def make(
@@ -78,14 +80,19 @@ class EncodeRequest:
         instruction_kind: str | None = None,
         truncate: str = "end",
         priority: int | None = None,
+        dimensions: int | None = None,
     ) -> EncodeRequest:
-        """Checks nothing the server checks (roles, tasks, kinds): its errors name the allowed values.
+        """Checks nothing the server checks (roles, tasks, kinds, sizes): its errors name the allowed values.
 
         Unless `priority` is given, queries are sent at level 1, ahead of bulk documents (level 0: default).
         """
         chosen = role or ("query" if is_query else "document")
         level = priority if priority is not None else (QUERY_PRIORITY if chosen == "query" else 0)
-        return cls(chosen, task or None, instruction or None, truncate, level, instruction_kind or None)
+        return cls(chosen, task or None, instruction or None, truncate, level, instruction_kind or None, dimensions)
+
+    def for_model(self, served: ServedModel) -> EncodeRequest:
+        """The request as sent to `served`: DIMENSIONS equal to its width asks for nothing, so it is not sent."""
+        return dataclasses.replace(self, dimensions=None) if self.dimensions == served.dim else self
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,8 @@ def _column(module: Any, name: str, values: list[str]) -> Any:
 
 
 def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[Any]:
-    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / INSTRUCTION_KIND / TRUNCATE when set."""
+    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / INSTRUCTION_KIND / TRUNCATE when set; and
+    DIMENSIONS (INT32) when asked for."""
     n = len(texts)
     inputs = [_column(module, "TEXT", texts), _column(module, "ROLE", [request.role] * n)]
     if request.task:
@@ -152,6 +160,10 @@ def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[
         inputs.append(_column(module, "INSTRUCTION_KIND", [request.instruction_kind] * n))
     if request.truncate != "end":
         inputs.append(_column(module, "TRUNCATE", [request.truncate] * n))
+    if request.dimensions is not None:
+        sizes = module.InferInput("DIMENSIONS", [n, 1], "INT32")
+        sizes.set_data_from_numpy(np.full((n, 1), request.dimensions, dtype=np.int32))
+        inputs.append(sizes)
     return inputs
 
 
@@ -159,9 +171,15 @@ def requested_outputs(module: Any) -> list[Any]:
     return [module.InferRequestedOutput("EMBEDDING"), module.InferRequestedOutput("TOKEN_COUNT")]
 
 
+STEP_SUFFIXES = ("_preprocess", "_encoder", "_postprocess")
+
+
 def ensemble_candidates(index: Any, protocol: str) -> list[str]:
     """Names of READY models in a repository index that may be embedding ensembles (not their steps)."""
     entries = [{"name": m.name, "state": m.state} for m in index.models] if protocol == "grpc" else index
-    return [
-        e["name"] for e in entries if e.get("state") == "READY" and not e["name"].endswith(("_preprocess", "_encoder"))
-    ]
+    return [e["name"] for e in entries if e.get("state") == "READY" and not e["name"].endswith(STEP_SUFFIXES)]
+
+
+def ensemble_steps(config: Mapping[str, Any]) -> list[str]:
+    """The models an ensemble's config runs (preprocess, encoder, and a Matryoshka model's postprocess)."""
+    return [str(step["model_name"]) for step in config.get("ensemble_scheduling", {}).get("step", [])]

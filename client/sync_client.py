@@ -17,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from instruct_embed.server.repository_api import marked_for_reload
 
-from .batching import Chunk, plan_chunks, reassemble, truncate_dimensions
+from .batching import Chunk, plan_chunks, reassemble
 from .errors import EmbedError, ServerUnavailable
 from .request import (
     EncodeRequest,
@@ -25,6 +25,7 @@ from .request import (
     Texts,
     build_inputs,
     ensemble_candidates,
+    ensemble_steps,
     parse_config,
     requested_outputs,
     texts_of,
@@ -123,7 +124,7 @@ class EmbedClient:
         return sorted(served, key=lambda m: m.name)
 
     def reload(self, model: str) -> None:
-        """Load `model`'s preprocess and encoder again: fresh Python processes, swapped in when ready.
+        """Load `model`'s steps (preprocess, encoder, a postprocess) again: fresh processes, swapped in when ready.
 
         The fix for "Stub process ... is not healthy": Triton does not restart a model process that died. Each
         step is loaded with its own config plus a changing parameter (a load that changes nothing is a no-op),
@@ -131,7 +132,7 @@ class EmbedClient:
         or errors, not "unknown model". Needs the server's explicit model control (which `instruct-embed serve`
         has; it also reloads on its own when a stub dies).
         """
-        for step in (f"{model}_preprocess", f"{model}_encoder"):
+        for step in ensemble_steps(self._call(lambda: self._config(model), model)):
             self._call(functools.partial(self._reload_step, step), model)
 
     def _reload_step(self, step: str) -> None:
@@ -156,8 +157,9 @@ class EmbedClient:
         `role` overrides `is_query` ("query", "document" or "raw": sent as written). `instruction_kind`
         ("retrieval" | "symmetric", sent as INSTRUCTION_KIND) says which template the texts get: retrieval the
         role's own, symmetric the model's symmetric template for every text, whatever its role (STS,
-        classification, clustering); unset, it is the named task's kind, else retrieval. `dimensions` truncates
-        and renormalises where the model supports Matryoshka sizes. Raises InvalidRequest, ModelNotFound or
+        classification, clustering); unset, it is the named task's kind, else retrieval. `dimensions` (sent as
+        DIMENSIONS) has the server return the first n components renormalised, for the Matryoshka sizes the
+        model was trained for (others are refused, naming them). Raises InvalidRequest, ModelNotFound or
         ServerUnavailable carrying the server's message.
         """
         vectors, _ = self.encode_with_counts(
@@ -169,20 +171,18 @@ class EmbedClient:
             instruction=instruction,
             instruction_kind=instruction_kind,
             truncate=truncate,
+            dimensions=dimensions,
         )
-        served = self.model(model)
-        try:
-            return truncate_dimensions(vectors, dimensions, served.matryoshka_dims, served.dim)
-        except ValueError as error:
-            raise EmbedError(str(error)) from None
+        return vectors
 
     def encode_with_counts(self, model: str, texts: Texts, **options: Any) -> tuple[np.ndarray, np.ndarray]:
         """Like encode, also returning the token count of each text (int32 [n])."""
         values = texts_of(texts)
         served = self.model(model)
+        request = EncodeRequest.make(**options).for_model(served)
         if not values:
-            return np.zeros((0, served.dim), dtype=np.float32), np.zeros((0,), dtype=np.int32)
-        request = EncodeRequest.make(**options)
+            width = request.dimensions or served.dim
+            return np.zeros((0, width), dtype=np.float32), np.zeros((0,), dtype=np.int32)
         chunks = plan_chunks(values, max(1, served.max_batch_size))
 
         def send(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:

@@ -154,7 +154,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name in models:
         get_spec(name)  # an unknown name fails here, listing the known ones
     _prepare_for_serving(models, repository, args)
-    loaded = tuple(f"{n}{suffix}" for n in models for suffix in ("", "_preprocess", "_encoder"))
+    from instruct_embed.model_repository.configs import triton_models
+
+    loaded = tuple(name for n in models for name in triton_models(get_spec(n)))
     options = ServerOptions(
         repository=repository,
         models=loaded,
@@ -177,7 +179,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse.Namespace) -> None:
     """Prepare what is missing; with --cpu-precision, render every model again in that precision (validated); warn
     about a model rendered by another version of this package (it keeps that version's runtime code)."""
-    from instruct_embed.model_repository.configs import ServingOptions
+    from instruct_embed.model_repository.configs import ServingOptions, step_names
     from instruct_embed.model_repository.render import runtime_differs
     from instruct_embed.prepare import PrepareOptions, prepare_model
 
@@ -189,7 +191,7 @@ def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse
         elif not args.no_prepare and not (repository / name / "config.pbtxt").exists():
             print(f"preparing {name} (first run only) ...", flush=True)
             prepare_model(name, PrepareOptions(repository=repository))
-        elif any(runtime_differs(repository / f"{name}{step}") for step in ("_preprocess", "_encoder")):
+        elif any(runtime_differs(repository / step) for step in step_names(get_spec(name))):
             # Not re-rendered here: the repository may hold options chosen on purpose (prepare's flags, Python).
             print(
                 f"warning: {name} in {repository} was rendered by another instruct-embed version and runs that "

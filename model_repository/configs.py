@@ -1,8 +1,11 @@
 """Triton model configs built as protobuf messages from a ModelSpec (never written by hand).
 
-Names on the public contract (TEXT, ROLE, TASK, INSTRUCTION, INSTRUCTION_KIND, TRUNCATE -> EMBEDDING,
-TOKEN_COUNT) are upper case; tensors between the steps are named after what they carry (input_ids,
-attention_mask, embedding).
+Names on the public contract (TEXT, ROLE, TASK, INSTRUCTION, INSTRUCTION_KIND, TRUNCATE, DIMENSIONS ->
+EMBEDDING, TOKEN_COUNT) are upper case; tensors between the steps are named after what they carry (input_ids,
+attention_mask, embedding, dimensions).
+
+An ensemble runs preprocess -> encoder, plus a postprocess step (the DIMENSIONS cut) for a model trained for
+Matryoshka sizes: only those pay for a third step.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from .targets import EncoderTarget
 
 ENCODER_INPUTS = ("input_ids", "attention_mask")  # every family's; NV-Embed adds pool_mask (encoder_input_names)
 OPTIONAL_TEXT_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND")
+DIMENSIONS = "DIMENSIONS"  # INT32 [1] per row: the Matryoshka size to cut EMBEDDING to
 DENSE = "embedding"
+SIZES = "dimensions"  # the size each row is cut to, from the preprocess step to the postprocess step
+FULL_EMBEDDING = "full_embedding"  # the encoder's vector in the ensemble, before the cut
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,25 @@ def encoder_name(spec: ModelSpec) -> str:
     return f"{spec.name}_encoder"
 
 
+def postprocess_name(spec: ModelSpec) -> str:
+    return f"{spec.name}_postprocess"
+
+
+def has_postprocess(spec: ModelSpec) -> bool:
+    return bool(spec.matryoshka_dims)
+
+
+def step_names(spec: ModelSpec) -> tuple[str, ...]:
+    """The Triton models behind `spec`'s ensemble, in the order a request passes them."""
+    post = (postprocess_name(spec),) if has_postprocess(spec) else ()
+    return (preprocess_name(spec), encoder_name(spec), *post)
+
+
+def triton_models(spec: ModelSpec) -> tuple[str, ...]:
+    """Everything a server loads to serve `spec`: the ensemble and its steps."""
+    return (spec.name, *step_names(spec))
+
+
 def _add_tensor(collection, name: str, data_type: int, dims: list[int], optional: bool = False) -> None:
     tensor = collection.add()
     tensor.name = name
@@ -96,18 +121,22 @@ def _spec_parameter(config: mc.ModelConfig, spec: ModelSpec) -> None:
     )
 
 
-def _text_inputs(config: mc.ModelConfig) -> None:
+def _request_inputs(config: mc.ModelConfig) -> None:
     _add_tensor(config.input, "TEXT", mc.TYPE_STRING, [1])
     for name in OPTIONAL_TEXT_INPUTS:
         _add_tensor(config.input, name, mc.TYPE_STRING, [1], optional=True)
+    # On every model, so that each refuses a size it was not trained for by name (preprocess checks it).
+    _add_tensor(config.input, DIMENSIONS, mc.TYPE_INT32, [1], optional=True)
 
 
 def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     config = mc.ModelConfig(name=preprocess_name(spec), backend="python", max_batch_size=options.max_batch_size)
-    _text_inputs(config)
+    _request_inputs(config)
     for name in encoder_input_names(spec):
         _add_tensor(config.output, name, mc.TYPE_INT64, [-1])
     _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
+    if has_postprocess(spec):
+        _add_tensor(config.output, SIZES, mc.TYPE_INT32, [1])
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     # A plain batcher: no priority levels, no queue policy. Either one turns off Triton's payload prefetching, and
     # then a request that arrives while every instance is busy does not wake the batcher, which may be sleeping
@@ -177,12 +206,26 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     return config
 
 
+def postprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
+    """The DIMENSIONS cut: the encoder's vector and the row's size in, the renormalised prefix out."""
+    config = mc.ModelConfig(name=postprocess_name(spec), backend="python", max_batch_size=options.max_batch_size)
+    _add_tensor(config.input, DENSE, mc.TYPE_FP32, [spec.dim])
+    _add_tensor(config.input, SIZES, mc.TYPE_INT32, [1])
+    _add_tensor(config.output, DENSE, mc.TYPE_FP32, [-1])
+    config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
+    config.dynamic_batching.SetInParent()  # plain, as the preprocess step's (see there)
+    return config
+
+
 def ensemble_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     config = mc.ModelConfig(name=spec.name, platform="ensemble", max_batch_size=options.max_batch_size)
-    _text_inputs(config)
+    _request_inputs(config)
     outputs = encoder_outputs(spec)
+    post = has_postprocess(spec)
     for output in outputs:
-        _add_tensor(config.output, output.public, mc.TYPE_FP32, list(output.dims))
+        # After the cut, a request's width is the size it asked for.
+        dims = [-1] if post and output.name == DENSE else list(output.dims)
+        _add_tensor(config.output, output.public, mc.TYPE_FP32, dims)
     _add_tensor(config.output, "TOKEN_COUNT", mc.TYPE_INT32, [1])
     # Per-token outputs (BGE-M3's sparse weights) only mean something next to the ids they weigh: the
     # ensemble then also returns input_ids, under the public name TOKEN_IDS.
@@ -194,7 +237,7 @@ def ensemble_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.response_cache.enable = True
     steps = config.ensemble_scheduling.step
     pre = steps.add(model_name=preprocess_name(spec), model_version=-1)
-    for name in ("TEXT", *OPTIONAL_TEXT_INPUTS):
+    for name in ("TEXT", *OPTIONAL_TEXT_INPUTS, DIMENSIONS):
         pre.input_map[name] = name
     between = {name: name for name in encoder_input_names(spec)}
     if per_token:
@@ -206,5 +249,11 @@ def ensemble_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     for name, tensor in between.items():
         enc.input_map[name] = tensor
     for output in outputs:
-        enc.output_map[output.name] = output.public
+        enc.output_map[output.name] = FULL_EMBEDDING if post and output.name == DENSE else output.public
+    if post:
+        pre.output_map[SIZES] = SIZES
+        cut = steps.add(model_name=postprocess_name(spec), model_version=-1)
+        cut.input_map[DENSE] = FULL_EMBEDDING
+        cut.input_map[SIZES] = SIZES
+        cut.output_map[DENSE] = "EMBEDDING"
     return config

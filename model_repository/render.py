@@ -1,4 +1,5 @@
-"""Writes a model's three Triton models (ensemble, preprocess, encoder) into a repository folder."""
+"""Writes a model's Triton models (ensemble, preprocess, encoder; postprocess for Matryoshka models) into a
+repository folder."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from tritonclient.grpc import model_config_pb2 as mc
 from instruct_embed.catalog import ModelSpec
 
 from . import runtime
-from .configs import ServingOptions, encoder_config, ensemble_config, preprocess_config
+from .configs import (
+    ServingOptions,
+    encoder_config,
+    ensemble_config,
+    has_postprocess,
+    postprocess_config,
+    postprocess_name,
+    preprocess_config,
+)
 from .runtime.preprocess import TOKENIZER_FILE
 from .targets import EncoderTarget
 
@@ -82,16 +91,30 @@ def _python_model(model_dir: Path, template: str) -> Path:
     return version_dir
 
 
+def render_postprocess(spec: ModelSpec, repository: Path, options: ServingOptions) -> list[Path]:
+    """The postprocess step's folder where `spec` has one (written afresh), else nothing (an old one removed)."""
+    folder = repository / postprocess_name(spec)
+    if folder.exists():
+        shutil.rmtree(folder)
+    if not has_postprocess(spec):
+        return []
+    write_config(postprocess_config(spec, options), folder)
+    _python_model(folder, "postprocess_model.py")
+    return [folder]
+
+
 def render_model(
     spec: ModelSpec, artifacts: ModelArtifacts, repository: Path, options: ServingOptions = ServingOptions()
 ) -> list[Path]:
-    """Render `spec` into `repository`; returns the three model folders. Re-rendering replaces them."""
+    """Render `spec` into `repository`; returns the model folders (ensemble, preprocess, encoder, then the
+    postprocess step where the model has one). Re-rendering replaces them."""
     ensemble_dir = repository / spec.name
     preprocess_dir = repository / preprocess_config(spec, options).name
     encoder_dir = repository / encoder_config(spec, options).name
     for folder in (ensemble_dir, preprocess_dir, encoder_dir):
         if folder.exists():
             shutil.rmtree(folder)
+    post = render_postprocess(spec, repository, options)
 
     write_config(ensemble_config(spec, options), ensemble_dir)
     (ensemble_dir / VERSION).mkdir(parents=True, exist_ok=True)
@@ -103,7 +126,7 @@ def render_model(
     write_config(encoder_config(spec, options), encoder_dir)
     if options.target is EncoderTarget.NULL:
         _python_model(encoder_dir, "null_encoder_model.py")  # no graph: the outputs cost nothing
-        return [ensemble_dir, preprocess_dir, encoder_dir]
+        return [ensemble_dir, preprocess_dir, encoder_dir, *post]
     if options.target is EncoderTarget.PYTHON_ORT:
         version_dir = _python_model(encoder_dir, "cpu_encoder_model.py")
     else:
@@ -114,4 +137,4 @@ def render_model(
     if data_file.exists():
         # The graph names its side file by name; keep that name beside the renamed graph.
         _link_or_copy(data_file, version_dir / data_file.name)
-    return [ensemble_dir, preprocess_dir, encoder_dir]
+    return [ensemble_dir, preprocess_dir, encoder_dir, *post]

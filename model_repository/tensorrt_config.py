@@ -56,7 +56,8 @@ def _spec_parameter(config: mc.ModelConfig, **changes: object) -> None:
     config.parameters[SPEC_PARAMETER].string_value = json.dumps(spec, sort_keys=True)
 
 
-def _cpu_options(plan: BatchingPlan, options: GpuServingOptions) -> ServingOptions:
+def cpu_step_options(plan: BatchingPlan, options: GpuServingOptions) -> ServingOptions:
+    """The serving options of the Python-backend steps (preprocess, postprocess) beside a GPU encoder."""
     return ServingOptions(
         max_batch_size=plan.max_batch_size,
         preprocess_instances=options.preprocess_instances,
@@ -69,7 +70,7 @@ def gpu_preprocess_config(
 ) -> mc.ModelConfig:
     """The CPU preprocess config emitting `id_dtype` ids, truncating at the plan's longest sequence and padding
     each request to its length bucket's bound (one shape per bucket: Triton batches only equal shapes)."""
-    config = preprocess_config(spec, _cpu_options(plan, options))
+    config = preprocess_config(spec, cpu_step_options(plan, options))
     for tensor in config.output:
         if tensor.name in input_names:
             tensor.data_type = TRITON_DTYPES[id_dtype]
@@ -80,7 +81,7 @@ def gpu_preprocess_config(
 
 
 def gpu_ensemble_config(spec: ModelSpec, plan: BatchingPlan, options: GpuServingOptions) -> mc.ModelConfig:
-    config = ensemble_config(spec, _cpu_options(plan, options))
+    config = ensemble_config(spec, cpu_step_options(plan, options))
     _spec_parameter(config, max_length=plan.max_sequence)
     return config
 

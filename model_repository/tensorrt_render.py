@@ -12,12 +12,21 @@ from instruct_embed.export.tensorrt.signature import GraphSignature
 from instruct_embed.catalog import ModelSpec
 
 from .configs import ServingOptions
-from .render import VERSION, ModelArtifacts, _link_or_copy, _python_model, render_model, write_config
+from .render import (
+    VERSION,
+    ModelArtifacts,
+    _link_or_copy,
+    _python_model,
+    render_model,
+    render_postprocess,
+    write_config,
+)
 from .runtime.preprocess import TOKENIZER_FILE
 from .targets import EncoderTarget
 from .tensorrt_config import (
     GpuServingOptions,
     OrtTensorRtOptions,
+    cpu_step_options,
     gpu_ensemble_config,
     gpu_preprocess_config,
     ort_tensorrt_ep_config,
@@ -46,7 +55,8 @@ def render_tensorrt_model(
 ) -> list[Path]:
     """Render `spec` for the tensorrt_plan backend; `engines` maps compute capability ('9.0') to a built plan.
 
-    Returns the three model folders; re-rendering replaces them.
+    Returns the model folders (ensemble, preprocess, encoder, then any postprocess step); re-rendering replaces
+    them.
     """
     ensemble = gpu_ensemble_config(spec, plan, options)
     preprocess = gpu_preprocess_config(spec, plan, options, signature.input_names, signature.inputs[0].dtype)
@@ -68,7 +78,8 @@ def render_tensorrt_model(
     for path in engines.values():
         _link_or_copy(path, version_dir / path.name)
     write_warmup_files(encoder_dir, warmups)
-    return [ensemble_dir, preprocess_dir, encoder_dir]
+    post = render_postprocess(spec, repository, cpu_step_options(plan, options))
+    return [ensemble_dir, preprocess_dir, encoder_dir, *post]
 
 
 def render_ort_tensorrt_ep_model(
@@ -89,7 +100,7 @@ def render_ort_tensorrt_ep_model(
         priority_levels=options.priority_levels,
     )
     folders = render_model(spec, artifacts, repository, serving)
-    ensemble_dir, preprocess_dir, encoder_dir = folders
+    ensemble_dir, preprocess_dir, encoder_dir = folders[:3]
     write_config(gpu_ensemble_config(spec, plan, options), ensemble_dir)
     write_config(gpu_preprocess_config(spec, plan, options, input_names, "int64"), preprocess_dir)
     warmups = (

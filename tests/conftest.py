@@ -28,12 +28,15 @@ def prepared_models() -> dict[str, object]:
 @pytest.fixture(scope="session")
 def triton_server(prepared_models: dict[str, object]) -> Iterator[object]:
     """A real tritonserver on free loopback ports serving the prepared repository."""
+    from instruct_embed.model_repository.configs import triton_models
+
+    from instruct_embed.catalog import get_spec
     from instruct_embed.paths import repository_dir
     from instruct_embed.server import LocalTritonServer, ServerOptions
     from instruct_embed.server.process import free_port
 
     repository = repository_dir()
-    models = tuple(f"{n}{s}" for n in SERVED_MODELS for s in ("", "_preprocess", "_encoder"))
+    models = tuple(name for n in SERVED_MODELS for name in triton_models(get_spec(n)))
     options = ServerOptions(
         repository=repository,
         models=models,

@@ -220,16 +220,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 instruction=body.instruction,
                 instruction_kind=kind,
                 truncate=truncate,
+                dimensions=body.dimensions,
             )
         )
-        if body.dimensions is not None:
-            served = await _triton_call(triton.model(model))
-            from instruct_embed.client.batching import truncate_dimensions
-
-            try:
-                vectors = truncate_dimensions(vectors, body.dimensions, served.matryoshka_dims, served.dim)
-            except ValueError as error:
-                raise GatewayError(400, str(error), "dimensions") from None
         tokens = int(counts.sum())
         return EmbeddingResponse(
             data=[
@@ -262,6 +255,7 @@ async def _triton_call(awaitable: Awaitable[T]) -> T:
 # What a server refusal is about, by what its message says (first match wins): the server names its tensors, but
 # some messages name several (a kind that contradicts a task, a hint to send a task instead of an instruction).
 _PARAMS_BY_MESSAGE = (
+    ("DIMENSIONS", "dimensions"),
     ("INSTRUCTION_KIND is", "instruction_kind"),  # TASK 'x' is a symmetric task, but INSTRUCTION_KIND is ...
     ("unknown INSTRUCTION_KIND", "instruction_kind"),
     ("free-text instruction", "instruction"),  # a model without a {task} slot refuses INSTRUCTION

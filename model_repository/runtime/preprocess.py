@@ -11,6 +11,7 @@ import numpy as np
 
 from .bucketing import bucket_length, pad_to_length
 from .errors import RequestError
+from .matryoshka import requested_size
 from .prompting import PromptTemplates, resolve_prompt
 from .tokenization import PromptTokenizer, TokenizerSettings
 
@@ -41,7 +42,8 @@ class Preprocessor:
     """Resolves each row's prompt and tokenises the batch.
 
     `__call__` takes numpy arrays as Triton hands them over (object arrays of bytes, shape [n, 1]) and
-    returns the tensors named as the encoder's inputs, plus TOKEN_COUNT.
+    returns the tensors named as the encoder's inputs, plus TOKEN_COUNT, plus `dimensions` (the size each row's
+    vector is cut to by the postprocess step) for a model trained for Matryoshka sizes.
     """
 
     def __init__(self, config: Mapping[str, Any], tokenizer_json: str | Path) -> None:
@@ -54,6 +56,8 @@ class Preprocessor:
         # A TensorRT repository lists its engine's sequence buckets: each request is padded to its bucket's
         # bound so that Triton can batch requests of one bucket together (bucketing.py).
         self.sequence_buckets: tuple[int, ...] = tuple(int(b) for b in config.get("sequence_buckets", ()))
+        self.matryoshka_dims: tuple[int, ...] = tuple(int(d) for d in config.get("matryoshka_dims") or ())
+        self.dim = int(config.get("dim", 0))
 
     @classmethod
     def from_model_dir(cls, model_config: Mapping[str, Any], version_dir: Path) -> Preprocessor:
@@ -69,6 +73,7 @@ class Preprocessor:
         instruction: np.ndarray | None = None,
         truncate: np.ndarray | None = None,
         instruction_kind: np.ndarray | None = None,
+        dimensions: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         texts = [_decode(v, "TEXT", i) for i, v in enumerate(text.reshape(-1))]
         n = len(texts)
@@ -81,6 +86,7 @@ class Preprocessor:
         modes = {m or "end" for m in _column(truncate, n, "TRUNCATE")}
         if len(modes) > 1:
             raise RequestError("TRUNCATE must be the same for every text of a request")
+        size = requested_size(dimensions, n, self.matryoshka_dims, self.dim, self.templates.model_name)
         prompts = [
             resolve_prompt(self.templates, t, r, k, i, kind)
             for t, r, k, i, kind in zip(texts, roles, tasks, instructions, kinds, strict=True)
@@ -102,4 +108,6 @@ class Preprocessor:
                 raise RequestError(f"the tokenizer produced no {name} for this model")
             outputs[name] = tensor.astype(self.id_dtype, copy=False)
         outputs["TOKEN_COUNT"] = batch.token_counts.reshape(n, 1)
+        if self.matryoshka_dims:
+            outputs["dimensions"] = np.full((n, 1), size, dtype=np.int32)
         return outputs

@@ -8,7 +8,7 @@ import triton_python_backend_utils as pb_utils
 from instruct_embed_runtime.errors import RequestError
 from instruct_embed_runtime.preprocess import Preprocessor
 
-OPTIONAL_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND")
+OPTIONAL_INPUTS = ("ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND", "DIMENSIONS")
 
 
 class TritonPythonModel:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from instruct_embed.client import AsyncEmbedClient, EmbedClient, EmbedError, InvalidRequest, ModelNotFound
+from instruct_embed.client import AsyncEmbedClient, EmbedClient, InvalidRequest, ModelNotFound
 from instruct_embed.export.validate import cosine_rows
 
 pytestmark = pytest.mark.integration
@@ -83,8 +83,9 @@ def test_typed_errors_carry_the_server_message(triton_server: Any, protocol: str
             client.encode(E5, ["x"], instruction="Retrieve semantically similar text.")
         with pytest.raises(InvalidRequest, match="allowed: retrieval, symmetric"):
             client.encode(E5, ["x"], instruction_kind="similarity")
-        with pytest.raises(EmbedError, match="dimensions=100 is not supported"):
+        with pytest.raises(InvalidRequest, match=r"DIMENSIONS 100: .* not trained for Matryoshka .* allowed: 384"):
             client.encode(E5, ["x"], dimensions=100)
+        assert client.encode(E5, ["x"], dimensions=384).shape == (1, 384), "its full width is always allowed"
 
 
 def test_models_lists_tasks_templates_and_dimensions_from_the_server(triton_server: Any, protocol: str) -> None:

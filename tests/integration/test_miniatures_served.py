@@ -15,6 +15,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from instruct_embed.client.lexical import lexical_weights
 from instruct_embed.export.validate import build_prompts, cosine_rows, sparse_difference
+from instruct_embed.model_repository.configs import triton_models
 from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
 
 from tests.miniature_support import DOCUMENTS, QUERIES, SERVED_MODELS, mini_spec, oracle, prepared
@@ -30,7 +31,7 @@ def miniature_server() -> Iterator[Any]:
     repository = {prepared(name).repository for name in SERVED_MODELS}
     assert len(repository) == 1, "miniatures render into one repository"
     root = repository.pop()
-    models = tuple(f"{n}{s}" for n in SERVED_MODELS for s in ("", "_preprocess", "_encoder"))
+    models = tuple(name for n in SERVED_MODELS for name in triton_models(mini_spec(n)))
     options = ServerOptions(
         repository=root,
         models=models,
@@ -154,3 +155,46 @@ def test_served_bge_m3_sparse_and_colbert(client: httpclient.InferenceServerClie
         assert np.allclose(np.linalg.norm(colbert[1:count], axis=1), 1.0, atol=1e-5)
         assert not colbert[0].any() and not colbert[count:].any(), "CLS and padding rows are zero"
         assert float(np.sum(colbert[1:count] * expected.colbert[row], axis=1).min()) >= 0.9999
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_qwen3_matryoshka_dimensions_are_the_renormalised_prefix(miniature_server: Any, protocol: str) -> None:
+    from instruct_embed.client import EmbedClient, InvalidRequest
+
+    name = "Qwen3-Embedding-0.6B"
+    spec = mini_spec(name)
+    assert spec.matryoshka_dims == (32, 64), "the miniature (width 64) keeps the card's sizes it can hold"
+    url = miniature_server.http_url if protocol == "http" else miniature_server.grpc_url
+    with EmbedClient(url, protocol) as sdk:
+        full = sdk.encode(name, list(QUERIES), is_query=True)
+        cut = sdk.encode(name, list(QUERIES), is_query=True, dimensions=32)
+        with pytest.raises(InvalidRequest, match=r"DIMENSIONS 48 .* allowed: 32, 64"):
+            sdk.encode(name, list(QUERIES), dimensions=48)
+    assert cut.shape == (len(QUERIES), 32)
+    assert np.allclose(np.linalg.norm(cut, axis=1), 1.0, atol=1e-6)
+    prefix = full[:, :32] / np.linalg.norm(full[:, :32], axis=1, keepdims=True)
+    assert np.allclose(cut, prefix, atol=1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_dimensions_over_kserve_cut_on_the_server(
+    client: httpclient.InferenceServerClient, grpc_client: grpcclient.InferenceServerClient, protocol: str
+) -> None:
+    """A raw KServe request with DIMENSIONS: the answer is already 32 wide, the prefix of the full vector."""
+    kserve = client if protocol == "http" else grpc_client
+    module = httpclient if protocol == "http" else grpcclient
+    name, texts = "Qwen3-Embedding-0.6B", list(DOCUMENTS)
+    full = infer(kserve, name, texts, "document")
+    inputs = []
+    for column, values in (("TEXT", texts), ("ROLE", ["document"] * len(texts))):
+        tensor = module.InferInput(column, [len(texts), 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[v.encode()] for v in values], dtype=object))
+        inputs.append(tensor)
+    sizes = module.InferInput("DIMENSIONS", [len(texts), 1], "INT32")
+    sizes.set_data_from_numpy(np.full((len(texts), 1), 32, dtype=np.int32))
+    result = kserve.infer(name, [*inputs, sizes])
+    cut = result.as_numpy("EMBEDDING")
+    assert cut.shape == (len(texts), 32)
+    prefix = full["EMBEDDING"][:, :32]
+    assert np.allclose(cut, prefix / np.linalg.norm(prefix, axis=1, keepdims=True), atol=1e-6)
+    assert np.array_equal(result.as_numpy("TOKEN_COUNT"), full["TOKEN_COUNT"]), "the cut changes no token count"

@@ -1,4 +1,4 @@
-"""The SDK's bulk path: length-sorted requests, order restored, Matryoshka truncation only where allowed."""
+"""The SDK's bulk path: length-sorted requests, order restored."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from instruct_embed.client.batching import plan_chunks, reassemble, truncate_dimensions
+from instruct_embed.client.batching import plan_chunks, reassemble
 from instruct_embed.client.request import EncodeRequest, Item, texts_of
 
 
@@ -32,18 +32,6 @@ def test_a_short_answer_is_an_error() -> None:
     chunks = plan_chunks(["a", "b"], 2)
     with pytest.raises(ValueError, match="came back with 1 rows"):
         reassemble(chunks, [np.zeros((1, 4))], 2)
-
-
-def test_matryoshka_truncation_renormalises() -> None:
-    vectors = np.array([[3.0, 4.0, 12.0]], dtype=np.float32)
-    cut = truncate_dimensions(vectors, 2, allowed=(2,), native=3)
-    assert np.allclose(cut, [[0.6, 0.8]])
-    assert truncate_dimensions(vectors, 3, allowed=(), native=3) is vectors
-
-
-def test_unsupported_dimensions_name_the_allowed_sizes() -> None:
-    with pytest.raises(ValueError, match="allowed: 256, 1024"):
-        truncate_dimensions(np.ones((1, 1024)), 100, allowed=(256,), native=1024)
 
 
 def test_items_and_strings_are_accepted() -> None:

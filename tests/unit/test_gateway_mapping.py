@@ -188,7 +188,7 @@ def test_the_endpoint_sends_instruction_kind(
     assert status == 200, answer
     assert triton.calls == [
         {"model": "e5", "role": role, "task": extra.get("task"), "instruction": None, "instruction_kind": kind,
-         "truncate": "end"}
+         "truncate": "end", "dimensions": None}
     ]  # fmt: skip
 
 

@@ -107,3 +107,11 @@ def test_models_from_the_catalog_list_each_tasks_kind(capsys: pytest.CaptureFixt
     assert e5["symmetric_template"] == "query: {text}"
     assert e5["tasks"]["sts"]["kind"] == "symmetric" and e5["tasks"]["scifact"]["kind"] == "retrieval"
     assert records["bge-large-en-v1.5"]["symmetric_template"] == "{text}"
+    assert records["Qwen3-Embedding-0.6B"]["matryoshka_dims"] == [32, 64, 128, 256, 512, 768, 1024]
+    assert records["multilingual-e5-small"]["matryoshka_dims"] == []
+
+
+def test_encode_passes_dimensions(fake: type[FakeClient]) -> None:
+    assert cli.main(["encode", "--model", "e5", "--dimensions", "256", "a text"]) == 0
+    assert cli.main(["encode", "--model", "e5", "another"]) == 0
+    assert [c["dimensions"] for c in fake.calls] == [256, None]

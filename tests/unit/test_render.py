@@ -11,6 +11,8 @@ from instruct_embed.model_repository.configs import (
     encoder_config,
     ensemble_config,
     preprocess_config,
+    step_names,
+    triton_models,
 )
 from instruct_embed.model_repository.render import ModelArtifacts, read_config, render_model, runtime_differs
 from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER
@@ -31,13 +33,16 @@ def test_ensemble_wires_preprocess_outputs_to_encoder_inputs(name: str, target: 
     options = ServingOptions(target=target)
     pre, enc, ens = preprocess_config(spec, options), encoder_config(spec, options), ensemble_config(spec, options)
     steps = ens.ensemble_scheduling.step
-    assert [s.model_name for s in steps] == [pre.name, enc.name]
+    assert [s.model_name for s in steps] == list(step_names(spec))
+    assert [s.model_name for s in steps][:2] == [pre.name, enc.name]
     pre_outputs, enc_inputs = _names(pre.output), _names(enc.input)
     # Every tensor the encoder consumes is produced by the preprocess step with the same dtype and dims.
     for key, value in steps[1].input_map.items():
         produced = {v: k for k, v in steps[0].output_map.items()}[value]
         assert pre_outputs[produced] == enc_inputs[key]
-    assert _names(ens.output)["EMBEDDING"] == (mc.TYPE_FP32, [spec.dim])
+    # A Matryoshka model's EMBEDDING is as wide as the request asks (the postprocess step's cut).
+    width = [-1] if spec.matryoshka_dims else [spec.dim]
+    assert _names(ens.output)["EMBEDDING"] == (mc.TYPE_FP32, width)
     assert _names(enc.output)["embedding"] == (mc.TYPE_FP32, [spec.dim])
     assert ens.max_batch_size <= min(pre.max_batch_size, enc.max_batch_size)
     assert enc.HasField("dynamic_batching")
@@ -46,9 +51,11 @@ def test_ensemble_wires_preprocess_outputs_to_encoder_inputs(name: str, target: 
 def test_public_contract_of_the_ensemble() -> None:
     ens = ensemble_config(get_spec("multilingual-e5-small"), ServingOptions())
     inputs = {t.name: t for t in ens.input}
-    assert list(inputs) == ["TEXT", "ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND"]
+    assert list(inputs) == ["TEXT", "ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND", "DIMENSIONS"]
     assert not inputs["TEXT"].optional and all(inputs[n].optional for n in list(inputs)[1:])
-    assert all(t.data_type == mc.TYPE_STRING and list(t.dims) == [1] for t in ens.input)
+    assert all(list(t.dims) == [1] for t in ens.input)
+    assert all(t.data_type == mc.TYPE_STRING for t in ens.input if t.name != "DIMENSIONS")
+    assert inputs["DIMENSIONS"].data_type == mc.TYPE_INT32
     assert _names(ens.output)["TOKEN_COUNT"] == (mc.TYPE_INT32, [1])
 
 
@@ -88,6 +95,33 @@ def test_render_writes_a_complete_repository(tmp_path: Path) -> None:
     for folder in folders:
         config = read_config(folder / "config.pbtxt")
         assert config.name == folder.name
+
+
+def test_a_matryoshka_model_gets_a_postprocess_step_wired_after_the_encoder(tmp_path: Path) -> None:
+    spec = get_spec("Qwen3-Embedding-0.6B")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    repo = tmp_path / "repo"
+    folders = render_model(spec, ModelArtifacts(tmp_path / "tokenizer.json", tmp_path / "model.onnx"), repo)
+    assert [f.name for f in folders] == list(triton_models(spec))
+    assert triton_models(spec)[-1] == f"{spec.name}_postprocess"
+    assert (folders[-1] / "1" / "instruct_embed_runtime" / "matryoshka.py").exists()
+    ensemble = read_config(repo / spec.name / "config.pbtxt")
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == list(step_names(spec))
+    embedding = next(o for o in ensemble.output if o.name == "EMBEDDING")
+    assert list(embedding.dims) == [-1], "a request's width is the size it asked for"
+    sizes = next(i for i in ensemble.input if i.name == "DIMENSIONS")
+    assert sizes.optional and sizes.data_type == mc.TYPE_INT32
+    pre, enc, post = ensemble.ensemble_scheduling.step
+    assert pre.output_map["dimensions"] == post.input_map["dimensions"]
+    assert enc.output_map["embedding"] == post.input_map["embedding"] != "EMBEDDING"
+    assert post.output_map["embedding"] == "EMBEDDING"
+    # A model without sizes keeps two steps, and re-rendering removes a postprocess step left over.
+    (repo / "all-MiniLM-L6-v2_postprocess").mkdir()
+    plain = render_model(
+        get_spec("all-MiniLM-L6-v2"), ModelArtifacts(tmp_path / "tokenizer.json", tmp_path / "model.onnx"), repo
+    )
+    assert len(plain) == 3 and not (repo / "all-MiniLM-L6-v2_postprocess").exists()
 
 
 def test_a_runtime_copy_from_another_version_is_detected(tmp_path: Path) -> None:

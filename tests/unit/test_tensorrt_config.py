@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from instruct_embed.export.tensorrt.engine_graph import engine_graph_path, prepare_engine_graph
 from instruct_embed.export.tensorrt.profiles import plan_batching, profiles_for_plan
 from instruct_embed.export.tensorrt.signature import expected_signature
+from instruct_embed.model_repository.configs import triton_models
 from instruct_embed.model_repository.render import ModelArtifacts, read_config
 from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER, Preprocessor
 from instruct_embed.model_repository.tensorrt_config import OrtTensorRtOptions, ort_tensorrt_ep_config
@@ -58,7 +59,8 @@ def test_tensorrt_repository_is_complete_and_consistent(name: str, tokenizer_jso
     spec = get_spec(name)
     buckets = (512,) if spec.max_length > 1024 else ()
     plan, profiles, folders = _render(spec, tokenizer_json, tmp_path / "repo", buckets)
-    ensemble_dir, preprocess_dir, encoder_dir = folders
+    ensemble_dir, preprocess_dir, encoder_dir = folders[:3]
+    assert [f.name for f in folders] == list(triton_models(spec)), "a Matryoshka model's postprocess step too"
     ensemble = read_config(ensemble_dir / "config.pbtxt")
     preprocess = read_config(preprocess_dir / "config.pbtxt")
     encoder = read_config(encoder_dir / "config.pbtxt")
