@@ -40,6 +40,10 @@ format: setup ## apply ruff's formatting and safe fixes
 eval: setup ## SciFact nDCG@10 through a local server (e5-small: card/none/swapped, MiniLM); rewrites benchmarks/scifact.md
 	$(BIN)/python -m instruct_embed.benchmarks.run_scifact
 
+.PHONY: eval-sts
+eval-sts: setup ## STS-B Spearman through a local server (e5-small, MiniLM; each way of sending a pair); rewrites benchmarks/sts.md
+	$(BIN)/python -m instruct_embed.benchmarks.run_sts
+
 # Benchmarks (benchmarks/README.md). perf_analyzer comes from the tritonclient 2.48.0 manylinux1 wheel: the binaries
 # in newer wheels need glibc 2.38, Debian 12 has 2.36. It links libb64 (Debian libb64-0d) and libcudart.so.12 even
 # on CPU; the latter is taken from its PyPI wheel into $(BENCH)/lib, which the harness puts on LD_LIBRARY_PATH.

