@@ -10,9 +10,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from instruct_embed.catalog import DEFAULT_MODEL, get_spec, model_names
 from instruct_embed.catalog.enums import parse_enum
+
+if TYPE_CHECKING:
+    from instruct_embed.prepare import PrepareOptions
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +76,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grpc-port", type=int, default=8001)
     p.add_argument("--metrics-port", type=int, default=8002)
     p.add_argument("--repository", type=Path, help="serve this repository (default: the cache home's)")
+    p.add_argument(
+        "--miniature",
+        action="store_true",
+        help="serve the models' miniatures (`prepare MODEL --miniature`; built first where missing)",
+    )
     p.add_argument("--no-prepare", action="store_true", help="do not prepare missing models first")
     p.add_argument(
         "--cpu-precision",
@@ -84,6 +93,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instruct-embed", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="on a failure, show the traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_prepare(sub)
     _add_serve(sub)
@@ -145,18 +155,23 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from instruct_embed.paths import repository_dir
+    from instruct_embed.model_repository.render import rendered_models
+    from instruct_embed.paths import miniature_repository_dir, repository_dir
     from instruct_embed.server import LocalTritonServer, ServerOptions
     from instruct_embed.server.process import run_until_signalled
 
     models = tuple(args.model or [DEFAULT_MODEL])
-    repository = args.repository or repository_dir()
+    repository = args.repository or (miniature_repository_dir() if args.miniature else repository_dir())
     for name in models:
         get_spec(name)  # an unknown name fails here, listing the known ones
     _prepare_for_serving(models, repository, args)
-    from instruct_embed.model_repository.configs import triton_models
-
-    loaded = tuple(name for n in models for name in triton_models(get_spec(n)))
+    missing = [name for name in models if not (repository / name / "config.pbtxt").exists()]
+    if missing:
+        raise SystemExit(
+            f"error: {', '.join(missing)} not prepared in {repository}; run `instruct-embed prepare "
+            f"{missing[0]}{' --miniature' if args.miniature else ''}`, or serve without --no-prepare"
+        )
+    loaded = tuple(name for n in models for name in rendered_models(repository, n))
     options = ServerOptions(
         repository=repository,
         models=loaded,
@@ -179,19 +194,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse.Namespace) -> None:
     """Prepare what is missing; with --cpu-precision, render every model again in that precision (validated); warn
     about a model rendered by another version of this package (it keeps that version's runtime code)."""
-    from instruct_embed.model_repository.configs import ServingOptions, step_names
-    from instruct_embed.model_repository.render import runtime_differs
+    from instruct_embed.model_repository.configs import ServingOptions
+    from instruct_embed.model_repository.render import rendered_models, runtime_differs
     from instruct_embed.prepare import PrepareOptions, prepare_model
 
     for name in models:
+        rendered = (repository / name / "config.pbtxt").exists()
         if args.cpu_precision is not None:
             print(f"preparing {name} with a {args.cpu_precision} CPU encoder ...", flush=True)
             serving = ServingOptions(cpu_precision=args.cpu_precision)
-            prepare_model(name, PrepareOptions(repository=repository, serving=serving))
-        elif not args.no_prepare and not (repository / name / "config.pbtxt").exists():
-            print(f"preparing {name} (first run only) ...", flush=True)
-            prepare_model(name, PrepareOptions(repository=repository))
-        elif any(runtime_differs(repository / step) for step in step_names(get_spec(name))):
+            prepare_model(name, PrepareOptions(repository=repository, serving=serving, miniature=args.miniature))
+        elif not args.no_prepare and not rendered:
+            print(f"preparing {name}{' (miniature)' if args.miniature else ''} (first run only) ...", flush=True)
+            _prepare_or_point_to_the_miniature(name, PrepareOptions(repository=repository, miniature=args.miniature))
+        elif rendered and any(runtime_differs(repository / step) for step in rendered_models(repository, name)[1:]):
             # Not re-rendered here: the repository may hold options chosen on purpose (prepare's flags, Python).
             print(
                 f"warning: {name} in {repository} was rendered by another instruct-embed version and runs that "
@@ -199,6 +215,21 @@ def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse
                 file=sys.stderr,
                 flush=True,
             )
+
+
+def _prepare_or_point_to_the_miniature(name: str, options: PrepareOptions) -> None:
+    """Prepare `name`; where its weights cannot be had but its miniature is prepared, say how to serve that."""
+    from instruct_embed.local_models.hub import HubUnavailable
+    from instruct_embed.paths import miniature_repository_dir
+    from instruct_embed.prepare import prepare_model
+
+    try:
+        prepare_model(name, options)
+    except HubUnavailable as error:
+        if options.miniature or not (miniature_repository_dir() / name / "config.pbtxt").exists():
+            raise
+        hint = f"its miniature is prepared: `instruct-embed serve --miniature --model {name}`"
+        raise HubUnavailable(f"{error}; {hint}") from error
 
 
 def _print_example(model: str, http_url: str) -> None:
@@ -231,9 +262,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"unknown command {args.command}")
     try:
         return int(handler(args))
-    except KeyError as error:  # unknown model names list the valid ones
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"error: {failure_line(error)}", file=sys.stderr)
+        return 2 if isinstance(error, KeyError) else 1
+
+
+def failure_line(error: Exception) -> str:
+    """What a failed command prints: the error's own message, which names the cause and the fix, for errors
+    this project raises (and for the system's: a missing file, a refused connection); for anything else, a bug,
+    its type too and where to see more."""
+    if isinstance(error, KeyError):  # unknown model names list the valid ones
+        return str(error.args[0]) if error.args else "unknown name"
+    own = type(error).__module__.split(".")[0] == "instruct_embed"
+    if own or isinstance(error, OSError):
+        return str(error) or type(error).__name__
+    return f"unexpected {type(error).__name__}: {error} (a bug: `instruct-embed --debug ...` shows the traceback)"
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ def read_config(path: Path) -> mc.ModelConfig:
     return text_format.Parse(path.read_text(), mc.ModelConfig())
 
 
+def rendered_models(repository: Path, name: str) -> tuple[str, ...]:
+    """The ensemble `name` and the steps its rendered config runs, as a server must load them (a miniature may
+    have fewer steps than its full model: no postprocess where it is too narrow for any Matryoshka size)."""
+    ensemble = read_config(repository / name / "config.pbtxt")
+    return (name, *(step.model_name for step in ensemble.ensemble_scheduling.step))
+
+
 def _copy_runtime(version_dir: Path) -> None:
     target = version_dir / RUNTIME_PACKAGE
     if target.exists():

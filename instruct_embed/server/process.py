@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -52,6 +54,52 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` (any address), from the kernel's tables."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local_address is ADDR:PORT in hex; state 0A is LISTEN; the inode is the tenth field.
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_holder(port: int) -> str | None:
+    """'pid 1234 (tritonserver)' for the process listening on `port`, where /proc lets us see it; else None."""
+    inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if not inodes:
+        return None
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (pid_dir / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    name = (pid_dir / "comm").read_text().strip()
+                    return f"pid {pid_dir.name} ({name})"
+    return None
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_owner(owner: int) -> None:
+    """Runs in the child between fork and exec: the kernel SIGKILLs it when its owner ends, however the owner
+    ends (SIGKILL, an OOM kill, a CI timeout), so no tritonserver outlives `serve` holding the ports; its Python
+    stubs notice their parent is gone and exit on their own."""
+    if sys.platform != "linux":
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != owner:  # the owner ended before prctl took effect
+        os._exit(1)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -59,10 +107,12 @@ def free_port() -> int:
 
 
 class LocalTritonServer:
-    """A tritonserver child process in its own process group.
+    """A tritonserver child process in its own process group, which dies with this process.
 
     Use as a context manager, or call start() / stop(). stop() sends SIGTERM to the whole group (the Python
-    backend stubs included), waits for in-flight requests to finish, and kills what is left after a timeout.
+    backend stubs included), waits for in-flight requests to finish, and kills what is left after a timeout. If
+    this process ends without stop() (even by SIGKILL), the kernel kills tritonserver (PR_SET_PDEATHSIG) and its
+    stubs follow it. Start it from a thread that lives as long as the server: the kernel ties it to that thread.
     """
 
     def __init__(self, options: ServerOptions, install: TritonInstall | None = None) -> None:
@@ -127,8 +177,11 @@ class LocalTritonServer:
         o = self.options
         for port in (o.http_port, o.grpc_port, o.metrics_port):
             if not port_is_free(o.host, port):
+                holder = port_holder(port)
+                held = f"by {holder}" if holder else "(by a process this user cannot see)"
                 raise ServerStartError(
-                    f"port {port} on {o.host} is taken (a leftover tritonserver?); stop it or choose other ports"
+                    f"port {port} on {o.host} is taken {held}; stop it or choose other ports "
+                    "(--http-port, --grpc-port, --metrics-port)"
                 )
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         # Appended, not overwritten: after a crash and a restart (by a supervisor or a test), the crashed
@@ -142,6 +195,7 @@ class LocalTritonServer:
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 start_new_session=True,
+                preexec_fn=functools.partial(_die_with_owner, os.getpid()),
             )
         try:
             self.wait_ready(o.ready_timeout_s)

@@ -1,4 +1,5 @@
-"""`instruct-embed serve` as a user runs it: ready, answers, and SIGTERM leaves no process behind."""
+"""`instruct-embed serve` as a user runs it: ready, answers, and neither SIGTERM nor SIGKILL leaves a process behind;
+a port in use is named with its holder."""
 
 from __future__ import annotations
 
@@ -18,9 +19,81 @@ from instruct_embed.server.process import free_port, port_is_free
 pytestmark = pytest.mark.integration
 
 
-def _tritonservers_on(http_port: int) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if "tritonserver" in line and f"--http-port={http_port}" in line]
+def _tritonservers_on(http_port: int) -> list[int]:
+    """The live tritonserver processes started with this HTTP port (read from /proc: `ps` cuts long lines)."""
+    from instruct_embed.server.stubs import is_alive
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        ours = args and args[0].endswith(b"tritonserver") and f"--http-port={http_port}".encode() in args
+        if ours and is_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def _serve(repository: Path, log_path: Path, *ports: int) -> subprocess.Popen[bytes]:
+    http, grpc, metrics = ports
+    command = [
+        sys.executable, "-m", "instruct_embed.cli", "serve", "--model", "all-MiniLM-L6-v2", "--no-example",
+        "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
+        "--repository", str(repository),
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+def _wait_for(log_path: Path, line: str, process: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while line not in log_path.read_text():
+        assert process.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, f"no {line!r} in {timeout_s:.0f} s"
+        time.sleep(0.25)
+
+
+def test_sigkill_of_serve_leaves_no_process_and_frees_ports(prepared_models: dict[str, Any], tmp_path: Path) -> None:
+    from instruct_embed.server.stubs import is_alive, stubs_of
+
+    repository = prepared_models["all-MiniLM-L6-v2"].repository
+    ports = free_port(), free_port(), free_port()
+    serve = _serve(repository, tmp_path / "serve.out", *ports)
+    try:
+        _wait_for(tmp_path / "serve.out", "serving; Ctrl-C to stop", serve)
+        (triton,) = _tritonservers_on(ports[0])
+        stubs = [s.pid for s in stubs_of(triton)]
+        assert len(stubs) >= 2, "the preprocess and encoder stubs are running"
+    finally:
+        serve.kill()  # SIGKILL: no handler, no stop(), nothing of ours runs
+        serve.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (any(is_alive(p) for p in [triton, *stubs]) or not _ports_free(ports)):
+        time.sleep(0.1)
+    assert not is_alive(triton) and _tritonservers_on(ports[0]) == [], "tritonserver outlived serve"
+    assert not any(is_alive(p) for p in stubs), "a Python stub outlived serve"
+    assert _ports_free(ports)
+
+
+def _ports_free(ports: tuple[int, ...]) -> bool:
+    return all(port_is_free("127.0.0.1", p) for p in ports)
+
+
+def test_a_taken_port_is_refused_naming_its_holder(prepared_models: dict[str, Any], tmp_path: Path) -> None:
+    import socket
+
+    repository = prepared_models["all-MiniLM-L6-v2"].repository
+    ports = free_port(), free_port(), free_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports[1]))
+        holder.listen()
+        serve = _serve(repository, tmp_path / "serve.out", *ports)
+        code = serve.wait(timeout=60)
+    printed = (tmp_path / "serve.out").read_text()
+    assert code == 1 and "Traceback" not in printed, printed
+    assert f"error: port {ports[1]} on 127.0.0.1 is taken by pid {os.getpid()} (" in printed
+    assert "choose other ports (--http-port, --grpc-port, --metrics-port)" in printed
 
 
 def test_serve_then_encode_then_sigterm(prepared_models: dict[str, Any], tmp_path: Path) -> None:

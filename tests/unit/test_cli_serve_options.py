@@ -51,10 +51,12 @@ def test_a_model_rendered_by_another_version_is_named_not_rerendered(
     tmp_path: Path, prepared: list, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from instruct_embed.model_repository import render
+    from instruct_embed.model_repository.configs import ServingOptions, ensemble_config
 
-    for name in ("multilingual-e5-small", "all-MiniLM-L6-v2"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.pbtxt").write_text("name: 'x'")
+    from instruct_embed.catalog import get_spec
+
+    for name in ("multilingual-e5-small", "all-MiniLM-L6-v2"):  # the ensembles, which name their steps
+        render.write_config(ensemble_config(get_spec(name), ServingOptions()), tmp_path / name)
     (tmp_path / "all-MiniLM-L6-v2_encoder" / "1" / render.RUNTIME_PACKAGE).mkdir(parents=True)
     (tmp_path / "all-MiniLM-L6-v2_encoder" / "1" / render.RUNTIME_PACKAGE / "cpu_encoder.py").write_text("# old")
     cli._prepare_for_serving(("multilingual-e5-small", "all-MiniLM-L6-v2"), tmp_path, serve_args())
