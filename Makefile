@@ -31,6 +31,7 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	for model in model_repository/*/1/model.py; do $(BIN)/mypy --no-error-summary $$model || exit 1; done
 
 format: setup ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -38,11 +39,11 @@ format: setup ## apply ruff's formatting and safe fixes
 
 .PHONY: eval
 eval: setup ## SciFact nDCG@10 through a local server (e5-small: card/none/swapped, MiniLM); rewrites benchmarks/scifact.md
-	$(BIN)/python -m instruct_embed.benchmarks.run_scifact
+	$(BIN)/python -m benchmarks.run_scifact
 
 .PHONY: eval-sts
 eval-sts: setup ## STS-B Spearman through a local server (e5-small, MiniLM; each way of sending a pair); rewrites benchmarks/sts.md
-	$(BIN)/python -m instruct_embed.benchmarks.run_sts
+	$(BIN)/python -m benchmarks.run_sts
 
 # Benchmarks (benchmarks/README.md). perf_analyzer comes from the tritonclient 2.48.0 manylinux1 wheel: the binaries
 # in newer wheels need glibc 2.38, Debian 12 has 2.36. It links libb64 (Debian libb64-0d) and libcudart.so.12 even
@@ -72,28 +73,28 @@ bench-setup: setup $(PERF_ANALYZER) ## perf_analyzer 2.48.0 (+ libb64-0d, libcud
 	LD_LIBRARY_PATH=$(BENCH)/lib $(PERF_ANALYZER) --version
 
 BENCH_MODELS ?= multilingual-e5-small all-MiniLM-L6-v2
-HAS_BF16 = $(BIN)/python -c "from instruct_embed.model_repository.runtime.graph_sessions import cpu_has_bf16 as has; \
+HAS_BF16 = $(BIN)/python -c "from instruct_embed.runtime.graph_sessions import cpu_has_bf16 as has; \
 	raise SystemExit(not has())"
 bench: bench-setup ## side-by-side runs (in pieces), perf_analyzer sweeps, plots; rewrites the tables in benchmarks/README.md
 	for model in $(BENCH_MODELS); do \
-		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk tokenizer \
+		$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios online bulk tokenizer \
 			--tag $$model-throughput || exit 1; \
-		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios priority ceiling cache \
+		$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios priority ceiling cache \
 			--tag $$model-latency || exit 1; \
-		$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios bursts \
+		$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios bursts \
 			--tag $$model-bursts || exit 1; \
 		if $(HAS_BF16); then \
-			$(BIN)/python -m instruct_embed.benchmarks.side_by_side --models $$model --scenarios online bulk priority \
+			$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios online bulk priority \
 				--cpu-precision bf16 --tag $$model-bf16 || exit 1; \
 		else echo "no bf16 units on this CPU (AMX-BF16 / AVX512-BF16): the bf16 pieces are skipped"; fi; \
 	done
-	$(BIN)/python -m instruct_embed.benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small \
+	$(BIN)/python -m benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small \
 		--concurrency 1,4,16 --request-rate 20,40
-	$(BIN)/python -m instruct_embed.benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small --target null \
+	$(BIN)/python -m benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small --target null \
 		--concurrency 1,4,16,32 --request-rate 500,1000
-	$(BIN)/python -m instruct_embed.benchmarks.plots benchmarks/results/perf_analyzer/*.csv
-	$(BIN)/python -m instruct_embed.benchmarks.report
+	$(BIN)/python -m benchmarks.plots benchmarks/results/perf_analyzer/*.csv
+	$(BIN)/python -m benchmarks.report
 
 .PHONY: soak
 soak: setup ## ~4 min on loopback: 2x capacity then back to normal; no wrong vector; rewrites docs/reliability.md's table
-	$(BIN)/python -m instruct_embed.benchmarks.soak --wait-quiet --write-doc docs/reliability.md
+	$(BIN)/python -m benchmarks.soak --wait-quiet --write-doc docs/reliability.md

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from instruct_embed.model_repository.configs import triton_models
-
 from instruct_embed.catalog import get_spec
+from instruct_embed.repository.configs import triton_models
 from instruct_embed.server import LocalTritonServer, ServerOptions
 from instruct_embed.server.process import free_port
 

@@ -35,16 +35,14 @@ class InProcessOrt:
         run_cost_tokens: int = 0,
         precision: str = "fp32",
     ) -> None:
-        from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings
-        from instruct_embed.model_repository.runtime.preprocess import Preprocessor
-
         from instruct_embed.catalog import get_spec
-        from instruct_embed.catalog.tensors import encoder_input_names
+        from instruct_embed.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings
+        from instruct_embed.runtime.preprocess import Preprocessor
 
         spec = get_spec(model)
         if spec.padding_side != "right":
             raise ValueError(f"{model}: only right-padded models are benchmarked in-process")
-        config = {**spec.runtime_config(), "encoder_inputs": list(encoder_input_names(spec))}
+        config = spec.runtime_config()
         self.preprocessor = Preprocessor(config, hf_dir / "tokenizer.json")
         per_session = max(1, threads // sessions)
         settings = CpuEncoderSettings(
@@ -68,7 +66,7 @@ class InProcessOrt:
         import queue
         from concurrent.futures import ThreadPoolExecutor
 
-        from instruct_embed.model_repository.runtime.sub_batching import plan_sub_batches
+        from instruct_embed.runtime.sub_batching import plan_sub_batches
 
         feeds = self.preprocessor(_column(texts), role=_column([role] * len(texts)))
         names = self.encoders[0].input_names

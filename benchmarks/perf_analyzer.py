@@ -1,6 +1,6 @@
 """perf_analyzer harness: input data from real SciFact text, concurrency and request-rate sweeps, one CSV.
 
-    python -m instruct_embed.benchmarks.perf_analyzer [--model M] [--protocols grpc http] [--inputs queries ...]
+    python -m benchmarks.perf_analyzer [--model M] [--protocols grpc http] [--inputs queries ...]
 
 Starts a local server for the model (its own repository and free ports), writes perf_analyzer's input-data JSON
 (queries only, documents only, or a mix, each entry one text with its ROLE), runs one perf_analyzer per load
@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wait-quiet", action="store_true", help="wait for a 1-minute load average below 1.5")
     args = parser.parse_args(argv)
 
-    from instruct_embed.model_repository.targets import EncoderTarget
+    from instruct_embed.repository.targets import EncoderTarget
 
     from .machine import describe_load, load_average, wait_for_quiet
     from .serving import BenchServer, Variant, tuned_serving

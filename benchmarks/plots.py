@@ -1,6 +1,6 @@
 """PNG plots of perf_analyzer sweeps: throughput and p95 latency against concurrency, one line per input set.
 
-    python -m instruct_embed.benchmarks.plots RESULTS.csv [--out DIR]
+    python -m benchmarks.plots RESULTS.csv [--out DIR]
 
 Needs matplotlib (`pip install -e ".[bench]"`); drawn with the Agg backend, so no display is needed.
 """

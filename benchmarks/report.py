@@ -1,6 +1,6 @@
 """Markdown from the results: the side-by-side tables and the perf_analyzer sweeps, into benchmarks/README.md.
 
-    python -m instruct_embed.benchmarks.report [--results DIR] [--readme PATH]
+    python -m benchmarks.report [--results DIR] [--readme PATH]
 
 Only the text between the `<!-- NAME:start -->` / `<!-- NAME:end -->` markers is rewritten; the rest of the README
 (method, commands, the GPU plan) is written by hand.

@@ -1,7 +1,7 @@
 """`make eval`: SciFact retrieval through a local Triton server it starts, for the runs below; rewrites the results
 table in benchmarks/scifact.md.
 
-    python -m instruct_embed.benchmarks.run_scifact [--limit-docs N] [--in-process] [--no-write] [--cpu-precision bf16]
+    python -m benchmarks.run_scifact [--limit-docs N] [--in-process] [--no-write] [--cpu-precision bf16]
 
 Prepares the models first if the repository lacks them. `--in-process` adds the fp32 PyTorch run of
 multilingual-e5-small (card templates), the computation the server must match (about 10 minutes on 2 cores).
@@ -19,9 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
-
 from instruct_embed.evaluation import EvalResult, Variant, limit, load_scifact, run_retrieval
+from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
 
 RUNS = (
     ("multilingual-e5-small", Variant.CARD),
@@ -75,13 +74,12 @@ def write_table(text: str, path: Path = RESULTS_DOC, section: str = "results") -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from instruct_embed.client import EmbedClient
-    from instruct_embed.model_repository.configs import ServingOptions
-
     from instruct_embed.catalog import get_spec
+    from instruct_embed.client import EmbedClient
     from instruct_embed.evaluation.embedders import InProcessEmbedder, ServerEmbedder
     from instruct_embed.paths import repository_dir
     from instruct_embed.prepare import PrepareOptions, prepare_model
+    from instruct_embed.repository.configs import ServingOptions
 
     from .eval_server import eval_server
 

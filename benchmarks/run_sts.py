@@ -1,7 +1,7 @@
 """`make eval-sts`: STS Benchmark (test split) through a local Triton server it starts, each model with each way of
 sending a pair (instruct_embed.evaluation.sts.VARIANTS); rewrites the results table in benchmarks/sts.md.
 
-    python -m instruct_embed.benchmarks.run_sts [--model NAME ...] [--protocol grpc] [--no-write]
+    python -m benchmarks.run_sts [--model NAME ...] [--protocol grpc] [--no-write]
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ def table(scores: Mapping[str, Mapping[str, float]], pairs: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from instruct_embed.client import EmbedClient
-
     from instruct_embed.paths import repository_dir
     from instruct_embed.prepare import PrepareOptions, prepare_model
 

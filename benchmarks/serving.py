@@ -13,9 +13,9 @@ import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from instruct_embed.model_repository.configs import ServingOptions, encoder_name, preprocess_name
-
+from instruct_embed.repository.configs import ServingOptions, encoder_name, preprocess_name
 from instruct_embed.server import LocalTritonServer
 
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
@@ -79,7 +79,7 @@ def padding_counters(samples: list[Sample], encoder: str) -> Padding:
     )
 
 
-def tuned_serving(threads: int, encoder_instances: int = 2, **changes: object) -> ServingOptions:
+def tuned_serving(threads: int, encoder_instances: int = 2, **changes: Any) -> ServingOptions:
     """The CPU configuration the benchmarks serve, tuned on a 2-core machine (benchmarks/README.md, "Tuning"):
     one single-threaded encoder instance per core (no barrier between ONNX Runtime threads that other processes
     interrupt), no batcher delay (a closed loop of clients never fills a batch by waiting), 16 rows per execute,

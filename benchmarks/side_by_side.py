@@ -1,6 +1,6 @@
 """`make bench`: our server against the in-process limit and sentence-transformers, one run, same machine.
 
-    python -m instruct_embed.benchmarks.side_by_side [--models M ...] [--docs N] [--repeats 3] [--quick]
+    python -m benchmarks.side_by_side [--models M ...] [--docs N] [--repeats 3] [--quick]
 
 Same model, same texts (SciFact), same thread count for every system; each number is the median of `--repeats`
 runs and the ratios to the issue's targets are in one table. Scenarios, per model:
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
+
+from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
 
 from .in_process import InProcessOrt, InWindows
 from .ratios import Measurement, measurements_table, ratio_rows, ratio_table, save
@@ -50,7 +51,7 @@ SCENARIOS = ("online", "bulk", "priority", "ceiling", "cache", "tokenizer", "bur
 STALL_SILENCE_MS = 300.0
 
 
-def serving_options(args: argparse.Namespace, **changes: object):
+def serving_options(args: argparse.Namespace, **changes: Any):
     """The tuned CPU configuration (serving.tuned_serving) with the command line's changes."""
     from .serving import tuned_serving
 
@@ -369,7 +370,7 @@ class Run:
 
     # -- perf_analyzer: the null-encoder ceiling and the response cache --------------------------------------
     def perf(self, scenario: str) -> None:
-        from instruct_embed.model_repository.targets import EncoderTarget
+        from instruct_embed.repository.targets import EncoderTarget
 
         from .perf_analyzer import LoadPoint, PerfRow, PerfSettings, input_data, run_point
         from .serving import BenchServer, Variant
@@ -523,8 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threads": args.threads,
         "repeats": args.repeats,
         "serving": repr(serving_options(args)),
-        "command": "python -m instruct_embed.benchmarks.side_by_side "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.side_by_side " + " ".join(sys.argv[1:] if argv is None else argv),
         "versions": versions(),
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ Every answer is compared with the reference vector of each of its texts (embedde
 first): a cosine below 0.9999 is a wrong vector. Memory is the resident set of tritonserver and its Python stubs
 (/proc). Traffic goes only to the server this run starts on 127.0.0.1, and stops when the phases end.
 
-`python -m instruct_embed.benchmarks.soak [--overload-s 150] [--write-doc docs/reliability.md]`
+`python -m benchmarks.soak [--overload-s 150] [--write-doc docs/reliability.md]`
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from instruct_embed.client import AsyncEmbedClient, EmbedError, ServerUnavailable
-from instruct_embed.model_repository.configs import ServingOptions
+from instruct_embed.repository.configs import ServingOptions
 
 from .machine import describe_load, load_average, machine, wait_for_quiet
 from .serving import BenchServer, Variant

@@ -40,9 +40,8 @@ def load_texts(max_docs: int | None = 1000, data_dir: Path | None = None) -> Ben
 
 def prompted(model: str, texts: Sequence[str], role: str) -> list[str]:
     """`texts` with the model card's template for `role`, exactly as the server's preprocess step writes them."""
-    from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
-
     from instruct_embed.catalog import get_spec
+    from instruct_embed.runtime.prompting import PromptTemplates, resolve_prompt
 
     templates = PromptTemplates.from_config(get_spec(model).runtime_config())
     return [resolve_prompt(templates, text, role).full for text in texts]

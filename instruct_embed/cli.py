@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
-    from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
-    from instruct_embed.model_repository.targets import EncoderTarget
+    from instruct_embed.repository.targets import EncoderTarget
+    from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
 
     p = sub.add_parser("prepare", help="build the transformers folder, the validated ONNX graph and the repository")
     p.add_argument("model", help=f"a catalog name: {', '.join(model_names())}")
@@ -67,7 +67,7 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    from instruct_embed.model_repository.runtime.graph_sessions import CPU_PRECISIONS
+    from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
 
     p = sub.add_parser("serve", help="start a local Triton server (bundled binary) and wait for Ctrl-C")
     p.add_argument("--model", action="append", help=f"model to serve (repeatable; default {DEFAULT_MODEL})")
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that live in their own packages: (module, function that adds the subparser).
 PLUGGED_COMMANDS = (
-    ("instruct_embed.export.tensorrt.cli", "register_build_engine"),
+    ("instruct_embed.build_engine", "register_build_engine"),
     ("instruct_embed.evaluation.cli", "register_eval"),
     ("instruct_embed.gateway.cli", "register_gateway"),
     ("instruct_embed.client.cli", "register_client_commands"),
@@ -126,9 +126,9 @@ def _register_optional_commands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from instruct_embed.catalog import Precision
-    from instruct_embed.model_repository.configs import ServingOptions
-    from instruct_embed.model_repository.targets import EncoderTarget
     from instruct_embed.prepare import PrepareOptions, prepare_model
+    from instruct_embed.repository.configs import ServingOptions
+    from instruct_embed.repository.targets import EncoderTarget
 
     spec = get_spec(args.model)
     if spec.license.upper().startswith("CC-BY-NC"):
@@ -155,8 +155,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from instruct_embed.model_repository.render import rendered_models
     from instruct_embed.paths import miniature_repository_dir, repository_dir
+    from instruct_embed.repository.render import rendered_models
     from instruct_embed.server import LocalTritonServer, ServerOptions
     from instruct_embed.server.process import run_until_signalled
 
@@ -194,9 +194,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse.Namespace) -> None:
     """Prepare what is missing; with --cpu-precision, render every model again in that precision (validated); warn
     about a model rendered by another version of this package (it keeps that version's runtime code)."""
-    from instruct_embed.model_repository.configs import ServingOptions
-    from instruct_embed.model_repository.render import rendered_models, runtime_differs
     from instruct_embed.prepare import PrepareOptions, prepare_model
+    from instruct_embed.repository.configs import ServingOptions
+    from instruct_embed.repository.render import rendered_models, runtime_differs
 
     for name in models:
         rendered = (repository / name / "config.pbtxt").exists()

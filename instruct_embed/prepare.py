@@ -15,11 +15,11 @@ from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
 from instruct_embed.export.optimize import can_optimize, optimize_onnx
 from instruct_embed.export.validate import ValidationError, ValidationReport, validate_onnx, validation_tolerance
-from instruct_embed.model_repository.configs import ServingOptions
-from instruct_embed.model_repository.render import ModelArtifacts, render_model
-from instruct_embed.model_repository.runtime.graph_sessions import BF16, CpuPrecisionError
-from instruct_embed.model_repository.targets import EncoderTarget
 from instruct_embed.paths import ModelPaths, miniature_repository_dir, model_paths, repository_dir, wheel_cache
+from instruct_embed.repository.configs import ServingOptions
+from instruct_embed.repository.render import ModelArtifacts, render_model
+from instruct_embed.repository.targets import EncoderTarget
+from instruct_embed.runtime.graph_sessions import BF16, CpuPrecisionError
 
 
 @dataclass(frozen=True)

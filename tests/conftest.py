@@ -28,10 +28,9 @@ def prepared_models() -> dict[str, object]:
 @pytest.fixture(scope="session")
 def triton_server(prepared_models: dict[str, object]) -> Iterator[object]:
     """A real tritonserver on free loopback ports serving the prepared repository."""
-    from instruct_embed.model_repository.configs import triton_models
-
     from instruct_embed.catalog import get_spec
     from instruct_embed.paths import repository_dir
+    from instruct_embed.repository.configs import triton_models
     from instruct_embed.server import LocalTritonServer, ServerOptions
     from instruct_embed.server.process import free_port
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from instruct_embed.model_repository.configs import ServingOptions
 
+from instruct_embed.repository.configs import ServingOptions
+from instruct_embed.runtime.contract import ENCODER, PREPROCESS, step_name
 from instruct_embed.server import LocalTritonServer, ServerOptions
 from instruct_embed.server.process import free_port
 
@@ -46,9 +47,8 @@ def golden() -> list[Golden]:
 
 def write_golden() -> Path:
     """Embed GOLDEN_TEXTS with the PyTorch reference of the prepared model and write GOLDEN_FILE."""
-    from instruct_embed.export.reference import ReferenceEmbedder
-
     from instruct_embed.catalog import get_spec
+    from instruct_embed.export.reference import ReferenceEmbedder
     from instruct_embed.prepare import prepare_model
 
     prepared = prepare_model(E5)
@@ -83,7 +83,7 @@ def own_server(
     prepare_model(E5, PrepareOptions(repository=repository, serving=serving))
     options = ServerOptions(
         repository=repository,
-        models=(E5, f"{E5}_preprocess", f"{E5}_encoder"),
+        models=(E5, step_name(E5, PREPROCESS), step_name(E5, ENCODER)),
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),

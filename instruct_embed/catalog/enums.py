@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
+from instruct_embed.runtime import contract
+
 
 class Family(StrEnum):
     """Architecture family; its traits (catalog/families.py) decide the export wrapper, engine and miniature."""
@@ -22,10 +24,10 @@ class TaskKind(StrEnum):
     """How a task's instruction is applied (the authors' evaluation code and MTEB agree on this split)."""
 
     # Asymmetric: queries get the instruction-bearing template, documents their own (often none).
-    RETRIEVAL = "retrieval"
+    RETRIEVAL = contract.RETRIEVAL
     # STS, classification, clustering, pair classification, bitext mining, summarization: the texts are compared
     # with each other, so every text gets the instruction-bearing template, whatever its role.
-    SYMMETRIC = "symmetric"
+    SYMMETRIC = contract.SYMMETRIC
 
 
 class Pooling(StrEnum):

@@ -167,7 +167,7 @@ FAMILIES: Mapping[Family, FamilyTraits] = MappingProxyType(
             ),
         ),
         Family.NV_EMBED: FamilyTraits(
-            architecture="NVEmbedModel",  # ported in export/nv_embed.py: the hub's class is remote code
+            architecture="NVEmbedModel",  # ported in instruct_embed/export/nv_embed.py: the hub's class is remote code
             config_class="MistralConfig",
             decoder=True,
             engine_precision=Precision.BF16,

@@ -1,4 +1,4 @@
-"""The seed catalog: one spec per model, registered by name.
+"""The seed catalog: one spec per model, in SEED_MODELS (the registry registers them by name on first use).
 
 Templates are copied from the model cards. Decoder families append their end token by hand after
 truncation and pool the last position; encoder families rely on the tokenizer's own specials.
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from instruct_embed.catalog.enums import Family, Output, Pooling, WeightSource
 from instruct_embed.catalog.instructions import E5_MISTRAL_TASKS, NV_EMBED_TASKS, QWEN_TASKS
-from instruct_embed.catalog.registry import register
 from instruct_embed.catalog.spec import ModelSpec
+from instruct_embed.runtime.contract import TEXT_SLOT
+
+SEED_MODELS: list[ModelSpec] = []
+seed = SEED_MODELS.append  # each entry below adds its spec, in catalog order
 
 INSTRUCT_QUERY = "Instruct: {task}\nQuery: {text}"
-PLAIN = "{text}"
+PLAIN = TEXT_SLOT  # the text as written
 E5_QUERY = "query: {text}"
 E5_PASSAGE = "passage: {text}"
 BGE_EN_QUERY = "Represent this sentence for searching relevant passages: {text}"
@@ -20,7 +23,7 @@ QWEN3_QUERY = "Instruct: {task}\nQuery:{text}"
 # Qwen3-Embedding's MRL: the card takes any output size from 32 to the full width; these are the sizes served.
 QWEN3_MRL_DIMS = (32, 64, 128, 256, 512, 768, 1024, 1536, 2048)
 
-register(
+seed(
     ModelSpec(
         name="multilingual-e5-small",
         hf_id="intfloat/multilingual-e5-small",
@@ -37,7 +40,7 @@ register(
     )
 )
 
-register(
+seed(
     ModelSpec(
         name="all-MiniLM-L6-v2",
         hf_id="sentence-transformers/all-MiniLM-L6-v2",
@@ -54,7 +57,7 @@ register(
 )
 
 for _name, _dim in (("gte-Qwen2-7B-instruct", 3584), ("gte-Qwen2-1.5B-instruct", 1536)):
-    register(
+    seed(
         ModelSpec(
             name=_name,
             hf_id=f"Alibaba-NLP/{_name}",
@@ -74,7 +77,7 @@ for _name, _dim in (("gte-Qwen2-7B-instruct", 3584), ("gte-Qwen2-1.5B-instruct",
         )
     )
 
-register(
+seed(
     ModelSpec(
         name="NV-Embed-v2",
         hf_id="nvidia/NV-Embed-v2",
@@ -95,7 +98,7 @@ register(
     )
 )
 
-register(
+seed(
     ModelSpec(
         name="bge-m3",
         hf_id="BAAI/bge-m3",
@@ -118,7 +121,7 @@ for _name, _family, _dim in (
     ("e5-base-v2", Family.BERT, 768),
     ("multilingual-e5-large", Family.XLM_ROBERTA, 1024),
 ):
-    register(
+    seed(
         ModelSpec(
             name=_name,
             hf_id=f"intfloat/{_name}",
@@ -133,7 +136,7 @@ for _name, _family, _dim in (
         )
     )
 
-register(
+seed(
     ModelSpec(
         name="multilingual-e5-large-instruct",
         hf_id="intfloat/multilingual-e5-large-instruct",
@@ -150,7 +153,7 @@ register(
 )
 
 for _name, _dim in (("bge-large-en-v1.5", 1024), ("bge-base-en-v1.5", 768), ("bge-small-en-v1.5", 384)):
-    register(
+    seed(
         ModelSpec(
             name=_name,
             hf_id=f"BAAI/{_name}",
@@ -173,7 +176,7 @@ for _name, _hf_id, _license in (
     ("Linq-Embed-Mistral", "Linq-AI-Research/Linq-Embed-Mistral", "CC-BY-NC-4.0"),
     ("SFR-Embedding-Mistral", "Salesforce/SFR-Embedding-Mistral", "CC-BY-NC-4.0"),
 ):
-    register(
+    seed(
         ModelSpec(
             name=_name,
             hf_id=_hf_id,
@@ -195,7 +198,7 @@ for _name, _hf_id, _license in (
 # Qwen3-Embedding: no space after "Query:", instructions on queries only, <|endoftext|> appended, last-token
 # pooling over causal attention. Its card pads left; right padding pools the same token (tests prove it).
 for _size, _dim in (("0.6B", 1024), ("4B", 2560), ("8B", 4096)):
-    register(
+    seed(
         ModelSpec(
             name=f"Qwen3-Embedding-{_size}",
             hf_id=f"Qwen/Qwen3-Embedding-{_size}",
@@ -215,7 +218,7 @@ for _size, _dim in (("0.6B", 1024), ("4B", 2560), ("8B", 4096)):
         )
     )
 
-register(
+seed(
     ModelSpec(
         name="snowflake-arctic-embed-l-v2.0",
         hf_id="Snowflake/snowflake-arctic-embed-l-v2.0",
@@ -232,7 +235,7 @@ register(
     )
 )
 
-register(
+seed(
     ModelSpec(
         name="gte-modernbert-base",
         hf_id="Alibaba-NLP/gte-modernbert-base",

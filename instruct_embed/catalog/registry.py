@@ -5,6 +5,7 @@ from __future__ import annotations
 from instruct_embed.catalog.spec import ModelSpec
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_SEEDED: list[bool] = []  # the seed catalog is registered once
 
 DEFAULT_MODEL = "multilingual-e5-small"
 
@@ -32,5 +33,11 @@ def model_names() -> list[str]:
 
 
 def _load_seed_catalog() -> None:
-    # Imported lazily so that models.py can import `register` from here without a cycle.
-    import instruct_embed.catalog.models  # noqa: F401
+    # Lazily, on the first lookup: the catalog's 12 entries build their specs (and check them) only when needed.
+    if _SEEDED:
+        return
+    from instruct_embed.catalog.models import SEED_MODELS
+
+    _SEEDED.append(True)
+    for spec in SEED_MODELS:
+        register(spec)

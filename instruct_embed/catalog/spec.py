@@ -18,9 +18,7 @@ from instruct_embed.catalog.enums import (
 )
 from instruct_embed.catalog.families import traits
 from instruct_embed.catalog.instructions import Task
-
-TEXT_SLOT = "{text}"
-TASK_SLOT = "{task}"
+from instruct_embed.runtime.contract import ATTENTION_MASK, INPUT_IDS, POOL_MASK, TASK_SLOT, TEXT_SLOT
 
 
 @dataclass(frozen=True)
@@ -101,6 +99,14 @@ class ModelSpec:
         """True when a template has a task slot, so a free-text INSTRUCTION means something."""
         return any(TASK_SLOT in template for template in self.templates_by_kind().values())
 
+    @property
+    def encoder_inputs(self) -> tuple[str, ...]:
+        """What the preprocess step feeds the encoder: input_ids and attention_mask, plus pool_mask for
+        latent-attention pooling."""
+        if self.pooling is Pooling.LATENT_ATTENTION:
+            return (INPUT_IDS, ATTENTION_MASK, POOL_MASK)
+        return (INPUT_IDS, ATTENTION_MASK)
+
     def runtime_config(self) -> dict[str, Any]:
         """The JSON-able subset the Triton preprocess model and the client need (no torch, no catalog)."""
         return {
@@ -122,4 +128,5 @@ class ModelSpec:
             "outputs": [o.value for o in self.outputs],
             "matryoshka_dims": list(self.matryoshka_dims),
             "license": self.license,
+            "encoder_inputs": list(self.encoder_inputs),
         }

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from instruct_embed.catalog.enums import Output, Pooling
+from instruct_embed.catalog.enums import Output
 from instruct_embed.catalog.spec import ModelSpec
+from instruct_embed.runtime.contract import ATTENTION_MASK, DENSE, EMBEDDING, INPUT_IDS, POOL_MASK
 
-INPUT_IDS = "input_ids"
-ATTENTION_MASK = "attention_mask"
-POOL_MASK = "pool_mask"  # attention_mask with the instruction tokens zeroed (NV-Embed's latent attention)
+__all__ = ["ATTENTION_MASK", "INPUT_IDS", "POOL_MASK", "EncoderOutput", "encoder_input_names", "encoder_outputs"]
+
 SEQUENCE_AXIS = "sequence"  # the symbolic name of axis 1 of every per-token tensor
 TOKEN_IDS = "TOKEN_IDS"  # the ensemble's name for input_ids, returned when sparse weights are (to map them)
 
@@ -34,15 +34,13 @@ class EncoderOutput:
 
 def encoder_input_names(spec: ModelSpec) -> tuple[str, ...]:
     """input_ids and attention_mask, plus pool_mask for latent-attention pooling."""
-    if spec.pooling is Pooling.LATENT_ATTENTION:
-        return (INPUT_IDS, ATTENTION_MASK, POOL_MASK)
-    return (INPUT_IDS, ATTENTION_MASK)
+    return spec.encoder_inputs
 
 
 def encoder_outputs(spec: ModelSpec) -> tuple[EncoderOutput, ...]:
     """In the order the graph returns them: dense first, then sparse, then ColBERT."""
     table = {
-        Output.DENSE: EncoderOutput("embedding", "EMBEDDING", (spec.dim,)),
+        Output.DENSE: EncoderOutput(DENSE, EMBEDDING, (spec.dim,)),
         Output.SPARSE: EncoderOutput("sparse_weights", "SPARSE_WEIGHTS", (-1,), per_token=True),
         Output.COLBERT: EncoderOutput("colbert_vectors", "COLBERT_VECTORS", (-1, spec.dim), per_token=True),
     }

@@ -68,7 +68,7 @@ class InProcessEmbedder:
 
     def __init__(self, spec: ModelSpec, hf_dir: Path, batch_size: int = 16) -> None:
         from instruct_embed.export.reference import ReferenceEmbedder
-        from instruct_embed.model_repository.runtime.prompting import PromptTemplates
+        from instruct_embed.runtime.prompting import PromptTemplates
 
         self.templates = PromptTemplates.from_config(spec.runtime_config())
         self.reference = ReferenceEmbedder(spec, hf_dir)
@@ -76,7 +76,7 @@ class InProcessEmbedder:
         self.label = "in-process PyTorch fp32"
 
     def embed(self, texts: Sequence[str], role: str, progress: Progress | None = None) -> np.ndarray:
-        from instruct_embed.model_repository.runtime.prompting import resolve_prompt
+        from instruct_embed.runtime.prompting import resolve_prompt
 
         prompts = [resolve_prompt(self.templates, text, role).full for text in texts]
         return _embed_sorted(prompts, self.batch_size, self.reference.embed, progress)

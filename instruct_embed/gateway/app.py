@@ -23,7 +23,7 @@ from instruct_embed.client import (
     ServerError,
     ServerUnavailable,
 )
-from instruct_embed.client.request import INSTRUCTION_KINDS
+from instruct_embed.runtime.contract import DEFAULT_TRUNCATE, INSTRUCTION_KINDS, TRUNCATE_MODES
 
 from .errors import GatewayError
 from .schemas import (
@@ -38,7 +38,6 @@ from .schemas import (
     Usage,
 )
 
-TRUNCATE = {"end": "end", "start": "start", "none": "none"}
 T = TypeVar("T")
 # An oversized body up to this many times the limit is read and dropped before the 413 goes out: answering and
 # closing with unread bytes makes the kernel reset the connection, and a client still sending its body then sees
@@ -207,9 +206,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             raise GatewayError(400, f"input has {len(texts)} texts; at most {settings.max_inputs} allowed", "input")
         model, role = resolve_model_and_role(body.model, body.input_type)
         kind = resolve_instruction_kind(body.input_type, body.instruction_kind)
-        truncate = TRUNCATE.get((body.truncate or "end").lower())
-        if truncate is None:
-            raise GatewayError(400, f"unknown truncate {body.truncate!r}; allowed: END, START, NONE", "truncate")
+        truncate = (body.truncate or DEFAULT_TRUNCATE).lower()  # NIM and Cohere spell the modes in upper case
+        if truncate not in TRUNCATE_MODES:
+            allowed = ", ".join(m.upper() for m in TRUNCATE_MODES)
+            raise GatewayError(400, f"unknown truncate {body.truncate!r}; allowed: {allowed}", "truncate")
         triton: AsyncEmbedClient = request.app.state.triton
         vectors, counts = await _triton_call(
             triton.encode_with_counts(

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from instruct_embed.client.request import SYMMETRIC
+from instruct_embed.runtime.contract import SYMMETRIC
 
 # input_type values and the ensemble ROLE they mean.
 INPUT_TYPES = {

@@ -7,7 +7,9 @@ it skips with a reason naming exactly what is missing.
 from __future__ import annotations
 
 import pytest
+
 from instruct_embed.export.tensorrt.environment import missing_requirements
+from instruct_embed.runtime.contract import ENCODER, step_name
 
 MISSING = missing_requirements()
 pytestmark = [
@@ -18,9 +20,9 @@ pytestmark = [
 
 
 def test_build_parity_and_render_a_tiny_bert(tmp_path, monkeypatch) -> None:
-    from instruct_embed.export.tensorrt.pipeline import EngineBuildOptions, build_model_engine
-    from instruct_embed.model_repository.render import read_config
-
+    from instruct_embed.build_engine import build_and_render
+    from instruct_embed.export.tensorrt.pipeline import EngineBuildOptions
+    from instruct_embed.repository.render import read_config
     from tests.unit.tensorrt_support import TINY_MODEL, make_tiny_home
 
     make_tiny_home(tmp_path / "home")
@@ -35,14 +37,14 @@ def test_build_parity_and_render_a_tiny_bert(tmp_path, monkeypatch) -> None:
         repository=tmp_path / "repository",
         instances_per_gpu=3,
     )
-    outcome = build_model_engine(options)
+    outcome = build_and_render(options)
     assert outcome.engine is not None and outcome.engine.is_file()
     assert outcome.parity is not None and outcome.parity.min_cosine >= 0.999
     assert outcome.parity.min_batch_vs_single >= 0.999
     assert (tmp_path / "timing.cache").stat().st_size > 0
-    encoder = read_config(tmp_path / "repository" / f"{TINY_MODEL}_encoder" / "config.pbtxt")
+    encoder = read_config(tmp_path / "repository" / step_name(TINY_MODEL, ENCODER) / "config.pbtxt")
     assert list(encoder.cc_model_filenames.values()) == [outcome.engine.name]
     assert [group.count for group in encoder.instance_group] == [3]
 
-    again = build_model_engine(options)  # same inputs: the plan is reused, not rebuilt
+    again = build_and_render(options)  # same inputs: the plan is reused, not rebuilt
     assert again.parity is None and again.engine == outcome.engine

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from instruct_embed.client import EmbedClient, InvalidRequest
 from tritonclient.utils import InferenceServerException
 
+from instruct_embed.client import EmbedClient, InvalidRequest
 from tests.reliability_support import E5, cosine, golden, running_gateway
 
 pytestmark = pytest.mark.integration

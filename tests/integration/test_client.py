@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+
 from instruct_embed.client import AsyncEmbedClient, EmbedClient, InvalidRequest, ModelNotFound
 from instruct_embed.export.validate import cosine_rows
+from instruct_embed.runtime.contract import ENCODER, PREPROCESS, step_name
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +105,7 @@ def test_reload_starts_fresh_processes_and_the_model_keeps_answering(triton_serv
     from instruct_embed.server.stubs import stubs_of
 
     url = url_of(triton_server, protocol)
-    steps = (f"{E5}_preprocess", f"{E5}_encoder")
+    steps = (step_name(E5, PREPROCESS), step_name(E5, ENCODER))
 
     def processes() -> dict[str, set[int]]:
         found = stubs_of(triton_server.process.pid)

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from instruct_embed.client import EmbedClient, ServerUnavailable
 
 from instruct_embed import containers
 from instruct_embed.catalog import get_spec
+from instruct_embed.client import EmbedClient, ServerUnavailable
 from instruct_embed.paths import repository_dir
+from instruct_embed.runtime.contract import ENCODER, PREPROCESS, step_name
 from instruct_embed.server import LocalTritonServer, ServerOptions, repository_api
 from instruct_embed.server.process import free_port
 from instruct_embed.server.stubs import stubs_of
@@ -135,13 +136,13 @@ def test_compose_command_loads_exactly_the_named_models(compose_server: ComposeC
     served = compose_server.service["environment"]["INSTRUCT_EMBED_MODELS"].split(",")
     for name in served:
         # The entrypoint names only the ensemble; Triton loads its steps with it.
-        for model in (name, f"{name}_preprocess", f"{name}_encoder"):
+        for model in (name, step_name(name, PREPROCESS), step_name(name, ENCODER)):
             assert _status(f"{base}/v2/models/{model}/ready") == 200, model
     index = json.loads(
         urllib.request.urlopen(urllib.request.Request(f"{base}/v2/repository/index", data=b"{}"), timeout=5).read()
     )
     ready = {m["name"] for m in index if m.get("state") == "READY"}
-    assert ready == {f"{n}{s}" for n in served for s in ("", "_preprocess", "_encoder")}, "explicit mode"
+    assert ready == {m for n in served for m in (n, step_name(n, PREPROCESS), step_name(n, ENCODER))}, "explicit mode"
 
 
 def test_compose_healthcheck_passes_on_the_ready_server(compose_server: ComposeCommandServer) -> None:
@@ -171,7 +172,7 @@ def test_monitoring_uses_metrics_the_live_server_exports(compose_server: Compose
         assert not missing, f"{source} uses metrics Triton {containers.TRITON_VERSION} does not export: {missing}"
     assert fixture_metric_names() <= live, "tests/data/triton-2.51-cpu-metrics.txt lists a metric the server lacks"
     # The dashboard groups by model: every step of the ensemble has its own series.
-    for model in (name, f"{name}_preprocess", f"{name}_encoder"):
+    for model in (name, step_name(name, PREPROCESS), step_name(name, ENCODER)):
         assert f'nv_inference_count{{model="{model}",version="1"}}' in exposition
 
 
@@ -188,7 +189,7 @@ def test_the_watchdog_beside_the_compose_server_reloads_a_dead_model_process(
     compose_server: ComposeCommandServer,
 ) -> None:
     name = compose_server.service["environment"]["INSTRUCT_EMBED_MODELS"].split(",")[0]
-    step = f"{name}_preprocess"
+    step = step_name(name, PREPROCESS)
     # The watchdog notes the processes at its first look after readiness; one killed before that is not its own.
     deadline = time.monotonic() + 30
     while not re.search(rf"instruct-embed watchdog: watching .*{step}_0_0", compose_server.log_file.read_text()):

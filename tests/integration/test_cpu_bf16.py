@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from instruct_embed.client import EmbedClient
-from instruct_embed.export.validate import HALF_PRECISION_TOLERANCE, cosine_rows, validate_onnx
-from instruct_embed.model_repository.configs import ServingOptions
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.client import EmbedClient
+from instruct_embed.export.validate import HALF_PRECISION_TOLERANCE, cosine_rows, validate_onnx
+from instruct_embed.repository.configs import ServingOptions
 from tests.integration.test_server_parity import mixed_texts
 from tests.reliability_support import E5, cosine, golden, own_server
 from tests.unit.test_graph_sessions import needs_bf16

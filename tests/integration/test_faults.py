@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from instruct_embed.client import EmbedClient, EmbedError, ModelNotFound, ServerUnavailable
 from tritonclient.utils import InferenceServerException
 
+from instruct_embed.client import EmbedClient, EmbedError, ModelNotFound, ServerUnavailable
+from instruct_embed.runtime.contract import ENCODER, step_name
 from instruct_embed.server import LocalTritonServer
 from instruct_embed.server.stubs import is_alive, stubs_of
 from tests.reliability_support import E5, cosine, golden, own_server, running_gateway
@@ -117,8 +118,8 @@ def test_a_dead_encoder_process_is_a_clear_error_seen_by_readiness_and_a_reload_
     assert server.watchdog is not None
     server.watchdog.stop()  # this test shows the fault itself, and the manual recovery
     try:
-        kill_stubs(server, f"{E5}_encoder")
-        expected = not_healthy(f"{E5}_encoder")
+        kill_stubs(server, step_name(E5, ENCODER))
+        expected = not_healthy(step_name(E5, ENCODER))
         for protocol, url, status in (("http", server.http_url, "500"), ("grpc", server.grpc_url, "INTERNAL")):
             with pytest.raises(InferenceServerException) as raised:
                 raw(protocol, url, "how tall is mont blanc")

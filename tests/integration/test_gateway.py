@@ -15,9 +15,9 @@ import numpy as np
 import openai
 import pytest
 import uvicorn
+
 from instruct_embed.client import EmbedClient
 from instruct_embed.export.validate import cosine_rows
-
 from instruct_embed.gateway.app import GatewaySettings, create_app
 from instruct_embed.server.process import free_port
 

@@ -14,6 +14,9 @@ import onnx
 import pytest
 import sentencepiece
 import torch
+from tokenizers import Tokenizer
+
+from instruct_embed.catalog import Precision, get_spec
 from instruct_embed.export.families import build_module
 from instruct_embed.export.loading import RemoteCodeRefused
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
@@ -25,12 +28,9 @@ from instruct_embed.export.validate import (
     validate_onnx,
     validation_tolerance,
 )
-from instruct_embed.model_repository.render import ModelArtifacts, render_model
-from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder
-from instruct_embed.model_repository.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
-from tokenizers import Tokenizer
-
-from instruct_embed.catalog import Precision, get_spec
+from instruct_embed.repository.render import ModelArtifacts, render_model
+from instruct_embed.runtime.cpu_encoder import CpuEncoder
+from instruct_embed.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
 from tests.miniature_support import (
     DOCUMENTS,
     MINIATURE_MODELS,

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+
 from instruct_embed.client.lexical import lexical_weights
 from instruct_embed.export.validate import build_prompts, cosine_rows, sparse_difference
-from instruct_embed.model_repository.configs import triton_models
-from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
-
+from instruct_embed.repository.configs import triton_models
+from instruct_embed.runtime.prompting import PromptTemplates, resolve_prompt
 from tests.miniature_support import DOCUMENTS, QUERIES, SERVED_MODELS, mini_spec, oracle, prepared
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

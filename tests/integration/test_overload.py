@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc.aio as grpcaio
 import tritonclient.http.aio as httpaio
-from instruct_embed.benchmarks.soak import Settings, soak
-from instruct_embed.model_repository.configs import ServingOptions
 from tritonclient.utils import InferenceServerException
 
+from benchmarks.soak import Settings, soak
+from instruct_embed.repository.configs import ServingOptions
 from tests.reliability_support import E5, own_server
 
 pytestmark = pytest.mark.integration
@@ -89,7 +89,7 @@ def test_a_short_soak_gives_no_wrong_vector_bounded_latency_and_flat_memory(serv
 
 
 def test_the_soak_report_renders_into_the_reliability_doc(tmp_path: Path) -> None:
-    from instruct_embed.benchmarks.soak import DOC_BEGIN, DOC_END, Report, write_doc
+    from benchmarks.soak import DOC_BEGIN, DOC_END, Report, write_doc
 
     doc = tmp_path / "reliability.md"
     doc.write_text(f"# x\n{DOC_BEGIN}\nold\n{DOC_END}\nafter\n")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from instruct_embed.client import EmbedClient
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.client import EmbedClient
 from instruct_embed.evaluation import DataError, Variant, limit, load_scifact, run_retrieval
 from instruct_embed.evaluation.embedders import InProcessEmbedder, ServerEmbedder
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from instruct_embed.client import EmbedClient, InvalidRequest, ModelNotFound
-from instruct_embed.export.reference import ReferenceEmbedder
-from instruct_embed.export.validate import cosine_rows
 from transformers import AutoTokenizer
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.client import EmbedClient, InvalidRequest, ModelNotFound
+from instruct_embed.export.reference import ReferenceEmbedder
+from instruct_embed.export.validate import cosine_rows
+from instruct_embed.runtime.contract import PREPROCESS, step_name
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +109,7 @@ def test_query_role_applies_the_card_prefix_on_token_ids(triton_server: Any, pre
                 tensor = httpclient.InferInput(name, [1, 1], "BYTES")
                 tensor.set_data_from_numpy(np.array([[value.encode()]], dtype=object))
                 inputs.append(tensor)
-            result = client.infer(f"{E5}_preprocess", inputs)
+            result = client.infer(step_name(E5, PREPROCESS), inputs)
             ids = result.as_numpy("input_ids")[0].tolist()
             assert ids == tokenizer(prefix + "how tall is mont blanc")["input_ids"]
             assert result.as_numpy("TOKEN_COUNT")[0, 0] == len(ids)

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+
+from instruct_embed.catalog import Precision
+from instruct_embed.catalog.families import traits
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
 from instruct_embed.export.tensorrt.engine_graph import engine_graph_path, prepare_engine_graph
 from instruct_embed.export.tensorrt.parity import parity_batches, parity_prompts, parity_tokenizer
 from instruct_embed.export.tensorrt.profiles import plan_batching
 from instruct_embed.export.tensorrt.signature import expected_signature
-
-from instruct_embed.catalog import Precision
-from instruct_embed.catalog.families import traits
 from tests.miniature_support import SERVED_MODELS, mini_spec, prepared
 
 pytestmark = pytest.mark.slow

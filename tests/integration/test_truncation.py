@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from instruct_embed.client import EmbedClient, InvalidRequest
 
+from instruct_embed.client import EmbedClient, InvalidRequest
 from tests.reliability_support import E5, cosine, running_gateway
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from instruct_embed.export.sample_texts import VALIDATION_TEXTS
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
 from instruct_embed.catalog import ModelSpec, Precision
+from instruct_embed.export.sample_texts import VALIDATION_TEXTS
 
 VOCAB_SIZE = 1000
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "</s>", "<|endoftext|>"]

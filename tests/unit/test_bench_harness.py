@@ -10,7 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from instruct_embed.benchmarks.perf_analyzer import (
+
+from benchmarks.perf_analyzer import (
     LoadPoint,
     PerfSettings,
     command,
@@ -21,8 +22,8 @@ from instruct_embed.benchmarks.perf_analyzer import (
     write_input_sets,
     write_rows,
 )
-from instruct_embed.benchmarks.ratios import Measurement, Target, measurements_table, ratio_rows, ratio_table
-from instruct_embed.benchmarks.serving import Padding, padding_counters, parse_metrics
+from benchmarks.ratios import Measurement, Target, measurements_table, ratio_rows, ratio_table
+from benchmarks.serving import Padding, padding_counters, parse_metrics
 
 COLUMNS = (
     "Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,Server Compute Infer,"
@@ -172,7 +173,7 @@ def test_the_like_for_like_bf16_row_appears_only_beside_a_bf16_baseline() -> Non
 
 
 def test_the_token_budget_defaults_to_the_one_tuned_for_the_precision() -> None:
-    from instruct_embed.benchmarks.side_by_side import TUNED_TOKEN_BUDGET, parse_args, serving_options
+    from benchmarks.side_by_side import TUNED_TOKEN_BUDGET, parse_args, serving_options
 
     for precision in ("fp32", "bf16"):
         args = parse_args(["--cpu-precision", precision])
@@ -187,7 +188,7 @@ def test_measurements_table_lists_every_repeat() -> None:
 
 
 def test_report_rewrites_only_its_own_section() -> None:
-    from instruct_embed.benchmarks.report import perf_table, replace_section
+    from benchmarks.report import perf_table, replace_section
 
     document = "# Title\n<!-- perf:start -->\nold\n<!-- perf:end -->\nhand-written\n"
     table = perf_table(parse_csv(RATE_CSV, "m", "http", "mixed"))
@@ -199,7 +200,7 @@ def test_report_rewrites_only_its_own_section() -> None:
 
 
 def test_each_perf_section_shows_only_its_own_plots(tmp_path: Path) -> None:
-    from instruct_embed.benchmarks.report import perf_section
+    from benchmarks.report import perf_section
 
     rows = parse_csv(CONCURRENCY_CSV, "m", "grpc", "queries")
     for stem in ("m", "m-null"):  # a model's name is a prefix of its null-encoder results
@@ -211,8 +212,8 @@ def test_each_perf_section_shows_only_its_own_plots(tmp_path: Path) -> None:
 
 
 def test_fp32_and_bf16_runs_get_their_own_tables(tmp_path: Path) -> None:
-    from instruct_embed.benchmarks.ratios import save
-    from instruct_embed.benchmarks.report import main
+    from benchmarks.ratios import save
+    from benchmarks.report import main
 
     def piece(name: str, serving: str, server: float) -> None:
         context = {
@@ -237,7 +238,7 @@ def test_fp32_and_bf16_runs_get_their_own_tables(tmp_path: Path) -> None:
 
 
 def test_a_burst_stalls_when_no_answer_comes_for_longer_than_the_margin() -> None:
-    from instruct_embed.benchmarks.load import Bursts, longest_silence
+    from benchmarks.load import Bursts, longest_silence
 
     # Answers one execute apart, then a request that came back half a second after the others.
     assert longest_silence([40.0, 95.0, 150.0, 160.0]) == 55.0
@@ -250,7 +251,7 @@ def test_a_burst_stalls_when_no_answer_comes_for_longer_than_the_margin() -> Non
 
 
 def test_bursts_is_a_scenario_of_the_side_by_side_run() -> None:
-    from instruct_embed.benchmarks.side_by_side import parse_args
+    from benchmarks.side_by_side import parse_args
 
     args = parse_args(["--scenarios", "bursts", "--bursts", "5"])
     assert args.scenarios == ["bursts"] and args.bursts == 5
@@ -258,7 +259,8 @@ def test_bursts_is_a_scenario_of_the_side_by_side_run() -> None:
 
 def test_in_windows_never_shows_the_embedder_more_than_the_window_and_keeps_the_order():
     import numpy as np
-    from instruct_embed.benchmarks.in_process import InWindows
+
+    from benchmarks.in_process import InWindows
 
     class Recorder:
         label = "recorder"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.runtime.bucketing import bucket_length, pad_to_length
-from instruct_embed.model_repository.runtime.preprocess import Preprocessor
-from instruct_embed.model_repository.runtime.tokenization import TokenBatch
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.runtime.bucketing import bucket_length, pad_to_length
+from instruct_embed.runtime.preprocess import Preprocessor
+from instruct_embed.runtime.tokenization import TokenBatch
 from tests.unit.test_preprocess import column
 from tests.unit.test_tokenization import write_tokenizer
 

@@ -50,10 +50,9 @@ def test_an_unknown_cpu_precision_is_refused_by_the_parser(capsys: pytest.Captur
 def test_a_model_rendered_by_another_version_is_named_not_rerendered(
     tmp_path: Path, prepared: list, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from instruct_embed.model_repository import render
-    from instruct_embed.model_repository.configs import ServingOptions, ensemble_config
-
     from instruct_embed.catalog import get_spec
+    from instruct_embed.repository import render
+    from instruct_embed.repository.configs import ServingOptions, ensemble_config
 
     for name in ("multilingual-e5-small", "all-MiniLM-L6-v2"):  # the ensembles, which name their steps
         render.write_config(ensemble_config(get_spec(name), ServingOptions()), tmp_path / name)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from instruct_embed.client.batching import plan_chunks, reassemble
 from instruct_embed.client.request import EncodeRequest, Item, texts_of
 

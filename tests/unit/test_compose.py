@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
-from instruct_embed.model_repository.configs import ServingOptions, encoder_config, ensemble_config
-from instruct_embed.model_repository.targets import EncoderTarget
 from packaging.specifiers import SpecifierSet
 
 from instruct_embed import containers
 from instruct_embed.catalog import DEFAULT_MODEL, get_spec
+from instruct_embed.repository.configs import ServingOptions, encoder_config, ensemble_config
+from instruct_embed.repository.targets import EncoderTarget
 from instruct_embed.server import LocalTritonServer, ServerOptions
 from tests.unit.compose_helpers import (
     COMPOSE_FILE,
@@ -431,20 +431,20 @@ def test_images_that_install_the_project_run_a_python_it_supports() -> None:
 
 
 def test_triton_image_installs_exactly_what_the_preprocess_model_imports() -> None:
-    from instruct_embed.model_repository import render
+    from instruct_embed.repository import layout, render
 
     runtime = Path(render.runtime.__file__).parent
-    imports = third_party_imports(render.TEMPLATES / "preprocess_model.py", runtime, render.RUNTIME_PACKAGE)
+    imports = third_party_imports(layout.python_model("preprocess"), runtime, render.RUNTIME_PACKAGE)
     assert {normalise(m) for m in imports} == set(TRITON_DOCKERFILE.pins()), (
         "docker/triton/Dockerfile installs the preprocess model's imports, nothing more"
     )
 
 
 def test_rendered_python_code_runs_on_the_container_python() -> None:
-    from instruct_embed.model_repository import render
+    from instruct_embed.repository import layout, render
 
     runtime = Path(render.runtime.__file__).parent
-    for path in [*render.TEMPLATES.glob("*.py"), *runtime.glob("*.py")]:
+    for path in [*layout.LAYOUT.glob(f"*/{layout.VERSION}/*.py"), *runtime.glob("*.py")]:
         source = path.read_text()
         ast.parse(source, feature_version=containers.CONTAINER_PYTHON)
         assert not NEWER_THAN_CONTAINER_PYTHON.search(source), f"{path.name} uses a name newer than Python 3.10"

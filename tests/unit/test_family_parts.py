@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from instruct_embed.client.lexical import colbert_score, lexical_score, lexical_weights
-from instruct_embed.export.latent_attention import LatentAttentionModel, LatentAttentionSettings
-from instruct_embed.export.masks import config_is_causal, decoder_attention_mask
-from instruct_embed.model_repository.configs import ServingOptions, encoder_config, ensemble_config, preprocess_config
-from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER
 
 from instruct_embed.catalog import get_spec, model_names
 from instruct_embed.catalog.tensors import TOKEN_IDS, encoder_input_names, encoder_outputs
+from instruct_embed.client.lexical import colbert_score, lexical_score, lexical_weights
+from instruct_embed.export.latent_attention import LatentAttentionModel, LatentAttentionSettings
+from instruct_embed.export.masks import config_is_causal, decoder_attention_mask
 from instruct_embed.local_models.miniature_tokenizers import TokenizerSource
 from instruct_embed.local_models.miniatures import MAX_LENGTH, miniature_spec, tokenizer_source
+from instruct_embed.repository.configs import ServingOptions, encoder_config, ensemble_config, preprocess_config
+from instruct_embed.runtime.preprocess import SPEC_PARAMETER
 
 
 def test_bidirectional_mask_hides_only_padding_keys() -> None:

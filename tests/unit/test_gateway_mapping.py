@@ -9,8 +9,6 @@ import json
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.runtime.errors import RequestError
-from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
 
 from instruct_embed.gateway.app import (
     GatewaySettings,
@@ -21,6 +19,8 @@ from instruct_embed.gateway.app import (
     resolve_model_and_role,
 )
 from instruct_embed.gateway.errors import GatewayError
+from instruct_embed.runtime.errors import RequestError
+from instruct_embed.runtime.prompting import PromptTemplates, resolve_prompt
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import json
 
 import pytest
 import torch
-from instruct_embed.benchmarks.gpu_reference import ARCHITECTURES, FixedHidden, embed, main, single_query_graphed
 
+from benchmarks.gpu_reference import ARCHITECTURES, FixedHidden, embed, main, single_query_graphed
 from instruct_embed.catalog.registry import get_spec
 
 

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.configs import ServingOptions, encoder_config
-from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
-from instruct_embed.model_repository.runtime.graph_sessions import (
+
+from instruct_embed.catalog import get_spec
+from instruct_embed.repository.configs import ServingOptions, encoder_config
+from instruct_embed.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
+from instruct_embed.runtime.graph_sessions import (
     CpuPrecisionError,
     cpu_has_bf16,
     open_graph_session,
     require_bf16,
 )
-
-from instruct_embed.catalog import get_spec
 from tests.unit.test_sub_batching import request, tiny_graph
 
 needs_bf16 = pytest.mark.skipif(
@@ -75,7 +75,7 @@ def test_unknown_cpu_precisions_are_refused_listing_the_offered_ones(precision: 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "tensorrt", "null"])
 def test_bf16_is_refused_for_targets_that_do_not_run_the_cpu_encoder(target: str) -> None:
-    from instruct_embed.model_repository.targets import EncoderTarget
+    from instruct_embed.repository.targets import EncoderTarget
 
     with pytest.raises(CpuPrecisionError, match=rf"applies to the python_ort target .*not to {target}"):
         ServingOptions(target=EncoderTarget(target), cpu_precision="bf16")
@@ -102,9 +102,8 @@ def test_bf16_serving_needs_an_fp32_graph(tmp_path: Path) -> None:
 def test_a_bf16_validation_failure_says_to_serve_fp32_and_caches_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from instruct_embed.export.validate import ValidationError
-
     import instruct_embed.prepare as prepare
+    from instruct_embed.export.validate import ValidationError
 
     def inaccurate(*args: object, **kwargs: object) -> None:
         assert kwargs["cpu_precision"] == "bf16"

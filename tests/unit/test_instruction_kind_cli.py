@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from instruct_embed.client import ServedModel
-from instruct_embed.client import cli as client_cli
 
 from instruct_embed import cli
+from instruct_embed.client import ServedModel
+from instruct_embed.client import cli as client_cli
 
 
 class FakeClient:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+
 from instruct_embed.client import AsyncEmbedClient, EmbedClient, ServedModel
 from instruct_embed.client.request import SPEC_PARAMETER, EncodeRequest, build_inputs, parse_config
 

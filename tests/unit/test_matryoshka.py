@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.runtime.errors import RequestError
-from instruct_embed.model_repository.runtime.matryoshka import allowed_sizes, matryoshka_prefix, requested_size
 
 from instruct_embed.catalog import get_spec, model_names
+from instruct_embed.runtime.errors import RequestError
+from instruct_embed.runtime.matryoshka import allowed_sizes, matryoshka_prefix, requested_size
 
 
 def _column(size: int, n: int = 3) -> np.ndarray:

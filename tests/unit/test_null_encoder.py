@@ -7,18 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.configs import ServingOptions, encoder_config, ensemble_config
-from instruct_embed.model_repository.render import ModelArtifacts, read_config, render_model
-from instruct_embed.model_repository.runtime.null_encoder import (
+
+from instruct_embed.catalog import get_spec
+from instruct_embed.catalog.tensors import encoder_outputs
+from instruct_embed.repository.configs import ServingOptions, encoder_config, ensemble_config
+from instruct_embed.repository.render import ModelArtifacts, read_config, render_model
+from instruct_embed.repository.targets import EncoderTarget
+from instruct_embed.runtime.null_encoder import (
     OUTPUTS_PARAMETER,
     NullEncoder,
     NullOutput,
     outputs_from_parameter,
 )
-from instruct_embed.model_repository.targets import EncoderTarget
-
-from instruct_embed.catalog import get_spec
-from instruct_embed.catalog.tensors import encoder_outputs
 
 NULL = ServingOptions(target=EncoderTarget.NULL)
 

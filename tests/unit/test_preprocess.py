@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.runtime.errors import RequestError
-from instruct_embed.model_repository.runtime.preprocess import Preprocessor
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.runtime.errors import RequestError
+from instruct_embed.runtime.preprocess import Preprocessor
 from tests.unit.test_tokenization import write_tokenizer
 
 

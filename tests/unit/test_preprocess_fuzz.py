@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from instruct_embed.model_repository.runtime.errors import RequestError
-from instruct_embed.model_repository.runtime.preprocess import Preprocessor
 
 from instruct_embed.catalog import get_spec
 from instruct_embed.catalog.tensors import encoder_input_names
+from instruct_embed.runtime.errors import RequestError
+from instruct_embed.runtime.preprocess import Preprocessor
 from tests.unit.test_tokenization import WORDS, write_tokenizer
 
 # A template-free model, an instruction model with an appended end token, NV-Embed (pool_mask) left-padded.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from instruct_embed.model_repository.runtime.errors import RequestError
-from instruct_embed.model_repository.runtime.prompting import PromptTemplates, resolve_prompt
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.runtime.errors import RequestError
+from instruct_embed.runtime.prompting import PromptTemplates, resolve_prompt
 
 
 def templates(name: str) -> PromptTemplates:

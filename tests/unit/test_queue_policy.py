@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import text_format
-from instruct_embed.model_repository.configs import ServingOptions, encoder_config, preprocess_config
-from instruct_embed.model_repository.targets import EncoderTarget
 from tritonclient.grpc import model_config_pb2 as mc
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.repository.configs import ServingOptions, encoder_config, preprocess_config
+from instruct_embed.repository.targets import EncoderTarget
 
 
 @pytest.mark.parametrize("target", [EncoderTarget.PYTHON_ORT, EncoderTarget.ONNXRUNTIME])
@@ -52,8 +52,8 @@ def test_zero_means_unbounded_as_in_triton() -> None:
 def test_the_cpu_encoder_runs_two_instances_that_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     # Two instances by default: with priorities and queue bounds on, Triton's batcher wakes for a request only
     # while an instance is free, so one busy instance left the end of a query burst waiting up to 500 ms.
-    from instruct_embed.model_repository.runtime import cpu_encoder
-    from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoderSettings
+    from instruct_embed.runtime import cpu_encoder
+    from instruct_embed.runtime.cpu_encoder import CpuEncoderSettings
 
     config = encoder_config(get_spec("multilingual-e5-small"), ServingOptions())
     assert [group.count for group in config.instance_group] == [2]
@@ -67,7 +67,7 @@ def test_the_cpu_encoder_runs_two_instances_that_share_the_cores(monkeypatch: py
 
 def test_the_onnxruntime_backend_on_cpu_is_told_to_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     # Triton's onnxruntime backend would give each instance one thread per core (2 instances: 2x the cores).
-    from instruct_embed.model_repository.runtime import cpu_encoder
+    from instruct_embed.runtime import cpu_encoder
 
     monkeypatch.setattr(cpu_encoder.os, "sched_getaffinity", lambda pid: set(range(8)))
     spec = get_spec("multilingual-e5-small")

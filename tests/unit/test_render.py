@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from instruct_embed.model_repository.configs import (
+from tritonclient.grpc import model_config_pb2 as mc
+
+from instruct_embed.catalog import get_spec, model_names
+from instruct_embed.repository.configs import (
     ServingOptions,
     encoder_config,
     ensemble_config,
@@ -14,12 +17,9 @@ from instruct_embed.model_repository.configs import (
     step_names,
     triton_models,
 )
-from instruct_embed.model_repository.render import ModelArtifacts, read_config, render_model, runtime_differs
-from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER
-from instruct_embed.model_repository.targets import EncoderTarget
-from tritonclient.grpc import model_config_pb2 as mc
-
-from instruct_embed.catalog import get_spec, model_names
+from instruct_embed.repository.render import ModelArtifacts, read_config, render_model, runtime_differs
+from instruct_embed.repository.targets import EncoderTarget
+from instruct_embed.runtime.preprocess import SPEC_PARAMETER
 
 
 def _names(tensors) -> dict[str, tuple[int, list[int]]]:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from huggingface_hub.utils import filter_repo_objects
-from instruct_embed.export.loading import RemoteCodeRefused, load_encoder
 
 from instruct_embed.catalog import get_spec, model_names
 from instruct_embed.cli import build_parser
+from instruct_embed.export.loading import RemoteCodeRefused, load_encoder
 from instruct_embed.gateway.app import GatewaySettings, create_app
 from instruct_embed.local_models import hub
 from instruct_embed.server import LocalTritonServer, ServerOptions

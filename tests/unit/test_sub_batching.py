@@ -9,9 +9,10 @@ import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
-from instruct_embed.model_repository.runtime.sub_batching import plan_sub_batches
 from onnx import TensorProto, helper
+
+from instruct_embed.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
+from instruct_embed.runtime.sub_batching import plan_sub_batches
 
 
 @given(st.lists(st.integers(min_value=1, max_value=600), max_size=120), st.integers(64, 4096), st.integers(1, 64))

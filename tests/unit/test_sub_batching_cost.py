@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from instruct_embed.model_repository.configs import ServingOptions, encoder_config
-from instruct_embed.model_repository.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
-from instruct_embed.model_repository.runtime.sub_batching import SubBatchPlan, plan_sub_batches
 
 from instruct_embed.catalog import get_spec
+from instruct_embed.repository.configs import ServingOptions, encoder_config
+from instruct_embed.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, RunStats
+from instruct_embed.runtime.sub_batching import SubBatchPlan, plan_sub_batches
 
 from .test_sub_batching import request, tiny_graph
 

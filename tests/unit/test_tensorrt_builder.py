@@ -10,6 +10,8 @@ import shlex
 from pathlib import Path
 
 import pytest
+
+from instruct_embed.catalog import get_spec
 from instruct_embed.export.tensorrt.builder import BuildError, BuildRequest, build_engine, trtexec_command
 from instruct_embed.export.tensorrt.environment import (
     MissingRequirement,
@@ -20,8 +22,6 @@ from instruct_embed.export.tensorrt.environment import (
     require_build_environment,
 )
 from instruct_embed.export.tensorrt.profiles import plan_profiles
-
-from instruct_embed.catalog import get_spec
 from tests.unit.tensorrt_support import FakeTensorRT
 
 INPUTS = {"input_ids": "int32", "attention_mask": "int32"}

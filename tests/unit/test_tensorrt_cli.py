@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from instruct_embed.export.tensorrt.cli import CANNOT_RUN, options_from_args, register_build_engine
+
+from instruct_embed.build_engine import CANNOT_RUN, options_from_args, register_build_engine
 from instruct_embed.export.tensorrt.environment import missing_requirements
 from instruct_embed.export.tensorrt.pipeline import PARITY_SUFFIX, served_engines
-
 from tests.unit.tensorrt_support import TINY_MODEL, shared_tiny_home
 
 

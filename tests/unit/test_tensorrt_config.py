@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from google.protobuf import json_format
-from instruct_embed.export.tensorrt.engine_graph import engine_graph_path, prepare_engine_graph
-from instruct_embed.export.tensorrt.profiles import plan_batching, profiles_for_plan
-from instruct_embed.export.tensorrt.signature import expected_signature
-from instruct_embed.model_repository.configs import triton_models
-from instruct_embed.model_repository.render import ModelArtifacts, read_config
-from instruct_embed.model_repository.runtime.preprocess import SPEC_PARAMETER, Preprocessor
-from instruct_embed.model_repository.tensorrt_config import OrtTensorRtOptions, ort_tensorrt_ep_config
-from instruct_embed.model_repository.tensorrt_render import render_ort_tensorrt_ep_model, render_tensorrt_model
 from tritonclient.grpc import model_config_pb2 as mc
 
 from instruct_embed.catalog import Family, Precision, get_spec, model_names
 from instruct_embed.catalog.tensors import encoder_input_names, encoder_outputs
+from instruct_embed.export.tensorrt.engine_graph import engine_graph_path, prepare_engine_graph
+from instruct_embed.export.tensorrt.profiles import plan_batching, profiles_for_plan
+from instruct_embed.export.tensorrt.signature import expected_signature
+from instruct_embed.repository.configs import triton_models
+from instruct_embed.repository.render import ModelArtifacts, read_config
+from instruct_embed.repository.tensorrt_config import OrtTensorRtOptions, ort_tensorrt_ep_config
+from instruct_embed.repository.tensorrt_render import render_ort_tensorrt_ep_model, render_tensorrt_model
+from instruct_embed.runtime.preprocess import SPEC_PARAMETER, Preprocessor
 from tests.unit.tensorrt_support import TINY_MODEL, VOCAB_SIZE, shared_tiny_home, write_tiny_tokenizer
 
 DECODERS = (Family.MISTRAL, Family.QWEN2, Family.QWEN3, Family.NV_EMBED)

@@ -6,6 +6,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper
+
+from instruct_embed.catalog import Family, Precision, get_spec, model_names
+from instruct_embed.catalog.families import traits
 from instruct_embed.export.tensorrt.engine_graph import EngineGraphError, engine_graph_path, prepare_engine_graph
 from instruct_embed.export.tensorrt.parity import parity_prompts, parity_tokenizer
 from instruct_embed.export.tensorrt.precision import (
@@ -16,10 +20,6 @@ from instruct_embed.export.tensorrt.precision import (
 )
 from instruct_embed.export.tensorrt.profiles import plan_batching
 from instruct_embed.export.tensorrt.signature import expected_signature, read_signature
-from onnx import TensorProto, helper
-
-from instruct_embed.catalog import Family, Precision, get_spec, model_names
-from instruct_embed.catalog.families import traits
 from tests.unit.tensorrt_support import TINY_MODEL, shared_tiny_home
 
 

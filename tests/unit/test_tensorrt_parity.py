@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from instruct_embed.catalog import Precision, get_spec
 from instruct_embed.export.tensorrt.engine_graph import engine_graph_path, prepare_engine_graph
 from instruct_embed.export.tensorrt.parity import (
     ParityError,
@@ -21,8 +23,6 @@ from instruct_embed.export.tensorrt.parity import (
     write_polygraphy_data,
 )
 from instruct_embed.export.tensorrt.profiles import plan_batching
-
-from instruct_embed.catalog import Precision, get_spec
 from tests.unit.tensorrt_support import TINY_MODEL, VOCAB_SIZE, shared_tiny_home
 
 SPEC = get_spec(TINY_MODEL)

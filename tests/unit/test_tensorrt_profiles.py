@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from instruct_embed.catalog import Family, get_spec, model_names
+from instruct_embed.catalog.tensors import encoder_input_names
 from instruct_embed.export.tensorrt.profiles import (
     DECODER_MAX_SEQUENCE,
     PlanError,
@@ -14,9 +17,6 @@ from instruct_embed.export.tensorrt.profiles import (
     profiles_for_plan,
     select_profile,
 )
-
-from instruct_embed.catalog import Family, get_spec, model_names
-from instruct_embed.catalog.tensors import encoder_input_names
 
 
 def _covered(profiles) -> list[tuple[int, int]]:

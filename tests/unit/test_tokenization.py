@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.runtime.errors import RequestError
-from instruct_embed.model_repository.runtime.prompting import Prompt
-from instruct_embed.model_repository.runtime.tokenization import PromptTokenizer, TokenizerSettings
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+from instruct_embed.runtime.errors import RequestError
+from instruct_embed.runtime.prompting import Prompt
+from instruct_embed.runtime.tokenization import PromptTokenizer, TokenizerSettings
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "</s>", "a", "b", "c", "d", "e", "instr", ":"]
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from instruct_embed.model_repository.runtime import windowing
-from instruct_embed.model_repository.runtime.errors import RequestError
-from instruct_embed.model_repository.runtime.prompting import Prompt
-from instruct_embed.model_repository.runtime.tokenization import PromptTokenizer, TokenizerSettings
 
+from instruct_embed.runtime import windowing
+from instruct_embed.runtime.errors import RequestError
+from instruct_embed.runtime.prompting import Prompt
+from instruct_embed.runtime.tokenization import PromptTokenizer, TokenizerSettings
 from tests.unit.test_tokenization import WORDS, ids, write_tokenizer
 
 CLS, SEP, INSTR, COLON = 2, 3, WORDS.index("instr"), WORDS.index(":")

@@ -1,0 +1,191 @@
+"""What one encode call asks for, how it becomes Triton inputs, and how a served model describes itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from instruct_embed.runtime.contract import (
+    DEFAULT_TRUNCATE,
+    DIMENSIONS,
+    EMBEDDING,
+    INSTRUCTION,
+    INSTRUCTION_KIND,
+    RETRIEVAL,
+    ROLE,
+    SPEC_PARAMETER,
+    TASK,
+    TEXT,
+    TOKEN_COUNT,
+    TRUNCATE,
+    is_step_name,
+)
+
+from .errors import InvalidRequest
+
+QUERY_PRIORITY = 1  # the rendered configs give bulk the last of their priority levels
+
+
+@dataclass(frozen=True)
+class Item:
+    """A text to embed (the shape the seed's client used)."""
+
+    text: str
+
+
+Texts = str | Iterable[str | Item]
+
+
+def texts_of(texts: Texts) -> list[str]:
+    """The texts as strings; raises InvalidRequest for one that has no UTF-8 form (a lone surrogate)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    out = []
+    for entry in texts:
+        if isinstance(entry, Item):
+            out.append(entry.text)
+        elif isinstance(entry, str):
+            out.append(entry)
+        else:
+            raise TypeError(f"texts must be str or Item, got {type(entry).__name__}")
+        _check_utf8(out[-1], len(out) - 1)
+    return out
+
+
+def _check_utf8(text: str, row: int) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequest(
+            f"text {row} is not valid UTF-8 ({error.reason} at character {error.start}); send Unicode text"
+        ) from None
+
+
+@dataclass(frozen=True)
+class EncodeRequest:
+    role: str
+    task: str | None = None
+    instruction: str | None = None
+    truncate: str = "end"
+    priority: int = 0  # Triton priority level; 0 = the model's default (bulk). Queries go ahead at level 1.
+    instruction_kind: str | None = None  # INSTRUCTION_KIND; None: the named task's kind, else retrieval
+    dimensions: int | None = None  # DIMENSIONS: a Matryoshka size the server cuts EMBEDDING to; None: full width
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        is_query: bool = False,
+        role: str | None = None,
+        task: str | None = None,
+        instruction: str | None = None,
+        instruction_kind: str | None = None,
+        truncate: str = "end",
+        priority: int | None = None,
+        dimensions: int | None = None,
+    ) -> EncodeRequest:
+        """Checks nothing the server checks (roles, tasks, kinds, sizes): its errors name the allowed values.
+
+        Unless `priority` is given, queries are sent at level 1, ahead of bulk documents (level 0: default).
+        """
+        chosen = role or ("query" if is_query else "document")
+        level = priority if priority is not None else (QUERY_PRIORITY if chosen == "query" else 0)
+        return cls(chosen, task or None, instruction or None, truncate, level, instruction_kind or None, dimensions)
+
+    def for_model(self, served: ServedModel) -> EncodeRequest:
+        """The request as sent to `served`: DIMENSIONS equal to its width asks for nothing, so it is not sent."""
+        return dataclasses.replace(self, dimensions=None) if self.dimensions == served.dim else self
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A served model as the server describes it (read from its config, not a local catalog)."""
+
+    name: str
+    dim: int
+    max_batch_size: int
+    query_template: str
+    document_template: str
+    tasks: dict[str, str]  # task name -> its instruction
+    default_task: str | None
+    max_length: int
+    matryoshka_dims: tuple[int, ...] = ()
+    outputs: tuple[str, ...] = ("dense",)
+    symmetric_template: str = ""  # every text of a symmetric request gets it; "" (not served): the query template
+    task_kinds: dict[str, str] = field(default_factory=dict)  # task name -> "retrieval" | "symmetric"
+
+    def __post_init__(self) -> None:
+        # A server older than task kinds sends neither: its symmetric template is the query template, and every
+        # task is a retrieval task (as that server treated them).
+        if not self.symmetric_template:
+            object.__setattr__(self, "symmetric_template", self.query_template)
+        kinds = {name: self.task_kinds.get(name, RETRIEVAL) for name in self.tasks}
+        object.__setattr__(self, "task_kinds", {**self.task_kinds, **kinds})
+
+
+def parse_config(name: str, config: Mapping[str, Any]) -> ServedModel:
+    """Read the spec an instruct-embed ensemble carries in its parameters; KeyError if it carries none."""
+    spec = json.loads(config["parameters"][SPEC_PARAMETER]["string_value"])
+    return ServedModel(
+        name=name,
+        dim=int(spec["dim"]),
+        max_batch_size=int(config.get("max_batch_size", 0)),
+        query_template=spec["query_template"],
+        document_template=spec["document_template"],
+        tasks=dict(spec.get("tasks") or {}),
+        default_task=spec.get("default_task"),
+        max_length=int(spec["max_length"]),
+        matryoshka_dims=tuple(int(d) for d in spec.get("matryoshka_dims") or ()),
+        outputs=tuple(spec.get("outputs") or ("dense",)),
+        symmetric_template=str(spec.get("symmetric_template") or ""),
+        task_kinds={str(k): str(v) for k, v in (spec.get("task_kinds") or {}).items()},
+    )
+
+
+def _column(module: Any, name: str, values: list[str]) -> Any:
+    array = np.array([[v.encode("utf-8")] for v in values], dtype=np.object_)
+    tensor = module.InferInput(name, list(array.shape), "BYTES")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[Any]:
+    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / INSTRUCTION_KIND / TRUNCATE when set; and
+    DIMENSIONS (INT32) when asked for."""
+    n = len(texts)
+    inputs = [_column(module, TEXT, texts), _column(module, ROLE, [request.role] * n)]
+    if request.task:
+        inputs.append(_column(module, TASK, [request.task] * n))
+    if request.instruction:
+        inputs.append(_column(module, INSTRUCTION, [request.instruction] * n))
+    if request.instruction_kind:
+        inputs.append(_column(module, INSTRUCTION_KIND, [request.instruction_kind] * n))
+    if request.truncate != DEFAULT_TRUNCATE:
+        inputs.append(_column(module, TRUNCATE, [request.truncate] * n))
+    if request.dimensions is not None:
+        sizes = module.InferInput(DIMENSIONS, [n, 1], "INT32")
+        sizes.set_data_from_numpy(np.full((n, 1), request.dimensions, dtype=np.int32))
+        inputs.append(sizes)
+    return inputs
+
+
+def requested_outputs(module: Any) -> list[Any]:
+    return [module.InferRequestedOutput(EMBEDDING), module.InferRequestedOutput(TOKEN_COUNT)]
+
+
+def ensemble_candidates(index: Any, protocol: str) -> list[str]:
+    """Names of READY models in a repository index that may be embedding ensembles (not their steps)."""
+    entries = [{"name": m.name, "state": m.state} for m in index.models] if protocol == "grpc" else index
+    return [e["name"] for e in entries if e.get("state") == "READY" and not is_step_name(e["name"])]
+
+
+def ensemble_steps(config: Mapping[str, Any]) -> list[str]:
+    """The models an ensemble's config runs (preprocess, encoder, and a Matryoshka model's postprocess)."""
+    return [str(step["model_name"]) for step in config.get("ensemble_scheduling", {}).get("step", [])]

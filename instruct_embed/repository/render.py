@@ -1,0 +1,136 @@
+"""Writes a model's Triton models (ensemble, preprocess, encoder; postprocess for Matryoshka models) into a
+repository folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from instruct_embed import runtime
+from instruct_embed.catalog import ModelSpec
+from instruct_embed.runtime.contract import POSTPROCESS, PREPROCESS
+from instruct_embed.runtime.preprocess import TOKENIZER_FILE
+
+from .configs import (
+    ServingOptions,
+    encoder_config,
+    ensemble_config,
+    has_postprocess,
+    postprocess_config,
+    postprocess_name,
+    preprocess_config,
+)
+from .layout import PYTHON_MODEL_FILE, VERSION, python_model, read_config, write_config
+from .targets import EncoderTarget
+
+__all__ = ["ModelArtifacts", "read_config", "render_model", "rendered_models", "runtime_differs", "write_config"]
+
+RUNTIME_PACKAGE = "instruct_embed_runtime"  # the runtime package's name inside a rendered model
+
+
+@dataclass(frozen=True)
+class ModelArtifacts:
+    """What rendering copies in: the tokenizer and the encoder file (ONNX graph or TensorRT plan)."""
+
+    tokenizer_json: Path
+    encoder_file: Path
+
+
+def rendered_models(repository: Path, name: str) -> tuple[str, ...]:
+    """The ensemble `name` and the steps its rendered config runs, as a server must load them (a miniature may
+    have fewer steps than its full model: no postprocess where it is too narrow for any Matryoshka size)."""
+    ensemble = read_config(repository / name / "config.pbtxt")
+    return (name, *(step.model_name for step in ensemble.ensemble_scheduling.step))
+
+
+def _copy_runtime(version_dir: Path) -> None:
+    target = version_dir / RUNTIME_PACKAGE
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(Path(runtime.__file__).parent, target, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def runtime_differs(model_dir: Path) -> bool:
+    """Whether the rendered Python-backend model in `model_dir` runs other runtime code than this installed package:
+    it was rendered by another instruct-embed version and keeps that version's code and defaults until rendered
+    again. False for a model without a runtime copy (a TensorRT or ONNX Runtime encoder, a missing folder)."""
+    copy = model_dir / VERSION / RUNTIME_PACKAGE
+    return copy.is_dir() and _files(copy) != _files(Path(runtime.__file__).parent)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link when on the same file system (large graphs), else copy."""
+    if target.exists() or target.is_symlink():
+        target.unlink()
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _python_model(model_dir: Path, kind: str) -> Path:
+    """The layout's `kind`/1/model.py, with the runtime package beside it."""
+    version_dir = model_dir / VERSION
+    version_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(python_model(kind), version_dir / PYTHON_MODEL_FILE)
+    _copy_runtime(version_dir)
+    return version_dir
+
+
+def render_postprocess(spec: ModelSpec, repository: Path, options: ServingOptions) -> list[Path]:
+    """The postprocess step's folder where `spec` has one (written afresh), else nothing (an old one removed)."""
+    folder = repository / postprocess_name(spec)
+    if folder.exists():
+        shutil.rmtree(folder)
+    if not has_postprocess(spec):
+        return []
+    write_config(postprocess_config(spec, options), folder)
+    _python_model(folder, POSTPROCESS)
+    return [folder]
+
+
+def render_model(
+    spec: ModelSpec, artifacts: ModelArtifacts, repository: Path, options: ServingOptions = ServingOptions()
+) -> list[Path]:
+    """Render `spec` into `repository`; returns the model folders (ensemble, preprocess, encoder, then the
+    postprocess step where the model has one). Re-rendering replaces them."""
+    ensemble_dir = repository / spec.name
+    preprocess_dir = repository / preprocess_config(spec, options).name
+    encoder_dir = repository / encoder_config(spec, options).name
+    for folder in (ensemble_dir, preprocess_dir, encoder_dir):
+        if folder.exists():
+            shutil.rmtree(folder)
+    post = render_postprocess(spec, repository, options)
+
+    write_config(ensemble_config(spec, options), ensemble_dir)
+    (ensemble_dir / VERSION).mkdir(parents=True, exist_ok=True)
+
+    write_config(preprocess_config(spec, options), preprocess_dir)
+    version_dir = _python_model(preprocess_dir, PREPROCESS)
+    shutil.copyfile(artifacts.tokenizer_json, version_dir / TOKENIZER_FILE)
+
+    write_config(encoder_config(spec, options), encoder_dir)
+    if options.target is EncoderTarget.NULL:
+        _python_model(encoder_dir, options.target.layout)  # no graph: the outputs cost nothing
+        return [ensemble_dir, preprocess_dir, encoder_dir, *post]
+    if options.target is EncoderTarget.PYTHON_ORT:
+        version_dir = _python_model(encoder_dir, options.target.layout)
+    else:
+        version_dir = encoder_dir / VERSION
+        version_dir.mkdir(parents=True, exist_ok=True)
+    _link_or_copy(artifacts.encoder_file, version_dir / options.target.model_file)
+    data_file = artifacts.encoder_file.with_name(artifacts.encoder_file.name + ".data")
+    if data_file.exists():
+        # The graph names its side file by name; keep that name beside the renamed graph.
+        _link_or_copy(data_file, version_dir / data_file.name)
+    return [ensemble_dir, preprocess_dir, encoder_dir, *post]
