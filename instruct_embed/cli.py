@@ -150,7 +150,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         print(prepared.to_json())
     else:
         print(f"{prepared.name}: {prepared.validation}\n  weights {prepared.hf_dir}\n  onnx {prepared.onnx}")
-        print(f"  repository {prepared.repository} (licence {prepared.license})")
+        if prepared.repository is None:
+            print(
+                f"  licence {prepared.license}; repository not rendered yet: `instruct-embed build-engine "
+                f"{prepared.name} --repository DIR` builds the plan from this graph, then renders the tensorrt_plan "
+                "models"
+            )
+        else:
+            print(f"  repository {prepared.repository} (licence {prepared.license})")
     return 0
 
 

@@ -40,12 +40,12 @@ class PreparedModel:
     name: str
     hf_dir: Path
     onnx: Path
-    repository: Path
+    repository: Path | None  # None: nothing rendered (the tensorrt target: build-engine renders after its build)
     license: str
     validation: str
 
     def to_json(self) -> str:
-        return json.dumps({k: str(v) for k, v in asdict(self).items()}, indent=2)
+        return json.dumps({k: None if v is None else str(v) for k, v in asdict(self).items()}, indent=2)
 
 
 class PrepareError(RuntimeError):
@@ -101,6 +101,10 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
         served, report = fused, fused_report
     if options.serving.target is EncoderTarget.PYTHON_ORT and options.serving.cpu_precision == BF16:
         report += "; served in bf16 (OpenVINO): " + _validated_cpu_bf16(served, options, spec, hf_dir)
+    if options.serving.target is EncoderTarget.TENSORRT:
+        # A tensorrt_plan encoder needs its plan, GPU instances and int32 ids: rendering it from the ONNX graph
+        # would leave a config Triton refuses. build-engine renders the repository after a passing build.
+        return PreparedModel(spec.name, hf_dir, served, None, spec.license, report)
     repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
     render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", served), repository, options.serving)
     return PreparedModel(spec.name, hf_dir, served, repository, spec.license, report)

@@ -104,6 +104,11 @@ def render_model(
 ) -> list[Path]:
     """Render `spec` into `repository`; returns the model folders (ensemble, preprocess, encoder, then the
     postprocess step where the model has one). Re-rendering replaces them."""
+    if options.target is EncoderTarget.TENSORRT:
+        raise ValueError(
+            f"{spec.name}: a tensorrt_plan encoder is rendered from its built plans (instruct-embed build-engine, "
+            "tensorrt_render.render_tensorrt_model), not from an ONNX graph"
+        )
     ensemble_dir = repository / spec.name
     preprocess_dir = repository / preprocess_config(spec, options).name
     encoder_dir = repository / encoder_config(spec, options).name
