@@ -15,6 +15,7 @@ from tritonclient.utils import InferenceServerException
 from instruct_embed.server.repository_api import marked_for_reload
 
 from .batching import Chunk, plan_chunks, reassemble
+from .endpoints import Endpoints, means_endpoint_down
 from .errors import EmbedError, ServerUnavailable
 from .request import (
     EncodeRequest,
@@ -42,7 +43,8 @@ def _aio_module(protocol: str) -> Any:
 
 class AsyncEmbedClient:
     """`await AsyncEmbedClient(url, protocol).encode(model, texts, is_query=True)`; at most `concurrency`
-    requests in flight; retries UNAVAILABLE with backoff; results in input order."""
+    requests in flight; retries UNAVAILABLE with backoff; results in input order. `url` may name several
+    replicas, as EmbedClient's."""
 
     def __init__(
         self,
@@ -57,15 +59,24 @@ class AsyncEmbedClient:
         self.protocol = protocol
         self._module = _aio_module(protocol)
         self.url = url or DEFAULT_URLS[protocol]
+        self.endpoints = Endpoints(self.url)
         self.retries = retries
         self.backoff_s = backoff_s
         self.on_retry = on_retry  # called with each refusal that is about to be retried (logging, counting)
         self.concurrency = max(1, concurrency)
-        self._client = self._module.InferenceServerClient(self.url)
+        self._clients: dict[str, Any] = {}  # one connection per replica, shared by the event loop's tasks
         self._models: dict[str, ServedModel] = {}
 
+    def _client(self, endpoint: str) -> Any:
+        client = self._clients.get(endpoint)
+        if client is None:
+            client = self._clients[endpoint] = self._module.InferenceServerClient(endpoint)
+        return client
+
     async def close(self) -> None:
-        await self._client.close()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
     async def __aenter__(self) -> AsyncEmbedClient:
         return self
@@ -75,27 +86,29 @@ class AsyncEmbedClient:
 
     async def model(self, name: str) -> ServedModel:
         if name not in self._models:
-            self._models[name] = parse_config(name, await self._call(lambda: self._config(name), name))
+            self._models[name] = parse_config(name, await self._call(lambda c: self._config(c, name), name))
         return self._models[name]
 
-    async def _config(self, name: str) -> dict[str, Any]:
+    async def _config(self, client: Any, name: str) -> dict[str, Any]:
         """The config Triton serves `name` with, as JSON (the same fields over both protocols)."""
         if self.protocol == "grpc":
-            return dict((await self._client.get_model_config(name, as_json=True))["config"])
-        return dict(await self._client.get_model_config(name))
+            return dict((await client.get_model_config(name, as_json=True))["config"])
+        return dict(await client.get_model_config(name))
 
     async def reload(self, model: str) -> None:
-        """As EmbedClient.reload: load its steps again with a changed parameter; the model stays loaded."""
-        for step in ensemble_steps(await self._call(lambda: self._config(model), model)):
-            await self._call(functools.partial(self._reload_step, step), model)
+        """As EmbedClient.reload: load its steps again with a changed parameter, on every replica."""
+        for endpoint in self.endpoints.all():
+            steps = ensemble_steps(await self._call(lambda c: self._config(c, model), model, endpoint))
+            for step in steps:
+                await self._call(functools.partial(self._reload_step, step), model, endpoint)
 
-    async def _reload_step(self, step: str) -> None:
-        config = marked_for_reload(await self._config(step))
-        await self._client.load_model(step, config=json.dumps(config))
+    async def _reload_step(self, step: str, client: Any) -> None:
+        config = marked_for_reload(await self._config(client, step))
+        await client.load_model(step, config=json.dumps(config))
 
     async def models(self) -> list[ServedModel]:
         """Every ready embedding model on the server (ensembles that carry an instruct-embed spec)."""
-        index = await self._call(lambda: self._client.get_model_repository_index(), "")
+        index = await self._call(lambda c: c.get_model_repository_index(), "")
         served = []
         for name in ensemble_candidates(index, self.protocol):
             try:
@@ -105,10 +118,14 @@ class AsyncEmbedClient:
         return sorted(served, key=lambda m: m.name)
 
     async def is_ready(self) -> bool:
-        try:
-            return bool(await self._client.is_server_ready())
-        except Exception:
-            return False
+        """Whether a replica is ready (any: the others are skipped while down)."""
+        for endpoint in self.endpoints.all():
+            try:
+                if await self._client(endpoint).is_server_ready():
+                    return True
+            except Exception:
+                continue
+        return False
 
     async def encode(
         self,
@@ -151,7 +168,7 @@ class AsyncEmbedClient:
             batch = [values[i] for i in chunk.positions]
             async with gate:
                 result = await self._call(
-                    lambda: self._client.infer(
+                    lambda c: c.infer(
                         model,
                         build_inputs(self._module, batch, request),
                         outputs=requested_outputs(self._module),
@@ -173,19 +190,25 @@ class AsyncEmbedClient:
     async def encode_documents(self, model: str, texts: Texts, **options: Any) -> np.ndarray:
         return await self.encode(model, texts, role="document", **options)
 
-    async def _call(self, request: Callable[[], Awaitable[Any]], model: str) -> Any:
+    async def _call(self, request: Callable[[Any], Awaitable[Any]], model: str, endpoint: str | None = None) -> Any:
+        """`await request(connection)` on the next replica (or on `endpoint` alone), retried as EmbedClient's."""
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
+            target = endpoint or self.endpoints.pick()
             try:
-                return await request()
+                return await request(self._client(target))
             except InferenceServerException as error:
                 typed = classify(error, model)
             except (TimeoutError, ConnectionError, OSError) as error:
-                typed = ServerUnavailable(f"server unreachable at {self.url}: {error}")
+                typed = ServerUnavailable(f"server unreachable at {target}: {error}")
             if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
                 raise typed
             if self.on_retry is not None:
                 self.on_retry(typed)
+            if means_endpoint_down(typed.server_message or str(typed)):
+                self.endpoints.mark_down(target)
+                if endpoint is None and self.endpoints.healthy():
+                    continue  # another replica is up: go there now
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # jitter: refused clients must not return in step
             delay *= 2
         raise AssertionError("unreachable")

@@ -62,7 +62,11 @@ def register_client_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _connection_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="server address host:port (default 127.0.0.1:8000 for http, :8001 for grpc)")
+    p.add_argument(
+        "--url",
+        help="server address host:port (default 127.0.0.1:8000 for http, :8001 for grpc); several "
+        "replicas: a:8001,b:8001 or dns:///service:8001, used in turn",
+    )
     p.add_argument("--protocol", default="http", choices=["http", "grpc"])
 
 

@@ -18,6 +18,7 @@ from tritonclient.utils import InferenceServerException
 from instruct_embed.server.repository_api import marked_for_reload
 
 from .batching import Chunk, plan_chunks, reassemble
+from .endpoints import Endpoints, means_endpoint_down
 from .errors import EmbedError, ServerUnavailable
 from .request import (
     EncodeRequest,
@@ -40,6 +41,9 @@ class EmbedClient:
     at most `concurrency` requests in flight, and reassembled in the caller's order. UNAVAILABLE answers and
     connection failures are retried with exponential backoff; other errors raise at once with the server's
     message. One client may be shared by threads: each thread gets its own connection.
+
+    `url` may name several replicas (`a:8001,b:8001`, or `dns:///svc:8001` for every address of a headless
+    Service): requests go to them in turn, and one that cannot be reached is skipped (endpoints.py).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class EmbedClient:
         self.protocol = protocol
         self._module = triton_module(protocol)
         self.url = url or DEFAULT_URLS[protocol]
+        self.endpoints = Endpoints(self.url)
         self.timeout_s = timeout_s
         self.retries = retries
         self.backoff_s = backoff_s
@@ -69,19 +74,27 @@ class EmbedClient:
         self._models: dict[str, ServedModel] = {}
 
     # -- connections -------------------------------------------------------------------------------------------
-    def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
+    def _client(self, endpoint: str) -> Any:
+        """This thread's connection to `endpoint`."""
+        connections = self._connections()
+        client = connections.get(endpoint)
         if client is None:
             if self.protocol == "http":
                 client = self._module.InferenceServerClient(
-                    self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+                    endpoint, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
                 )
             else:
-                client = self._module.InferenceServerClient(self.url)
-            self._local.client = client
+                client = self._module.InferenceServerClient(endpoint)
+            connections[endpoint] = client
             with self._lock:
                 self._clients.append(client)
         return client
+
+    def _connections(self) -> dict[str, Any]:
+        connections = getattr(self._local, "connections", None)
+        if connections is None:
+            connections = self._local.connections = {}
+        return connections
 
     def close(self) -> None:
         with self._lock:
@@ -100,12 +113,12 @@ class EmbedClient:
     def model(self, name: str) -> ServedModel:
         """What the server says about `name` (its config parameters), cached."""
         if name not in self._models:
-            self._models[name] = parse_config(name, self._call(lambda: self._config(name), name))
+            self._models[name] = parse_config(name, self._call(lambda client: self._config(client, name), name))
         return self._models[name]
 
-    def _config(self, name: str) -> dict[str, Any]:
+    def _config(self, client: Any, name: str) -> dict[str, Any]:
         """The config Triton serves `name` with, as JSON (the same fields over both protocols)."""
-        config = self._client().get_model_config(name)
+        config = client.get_model_config(name)
         if self.protocol == "grpc":
             from google.protobuf.json_format import MessageToDict
 
@@ -114,7 +127,7 @@ class EmbedClient:
 
     def models(self) -> list[ServedModel]:
         """Every ready embedding model on the server (ensembles that carry an instruct-embed spec)."""
-        index = self._call(lambda: self._client().get_model_repository_index(), "")
+        index = self._call(lambda client: client.get_model_repository_index(), "")
         served = []
         for name in ensemble_candidates(index, self.protocol):
             try:
@@ -130,13 +143,15 @@ class EmbedClient:
         step is loaded with its own config plus a changing parameter (a load that changes nothing is a no-op),
         so no file is touched and the model keeps its place: requests meanwhile get the old processes' answers
         or errors, not "unknown model". Needs the server's explicit model control (which `instruct-embed serve`
-        has; it also reloads on its own when a stub dies).
+        has; it also reloads on its own when a stub dies). With several replicas, each reloads.
         """
-        for step in ensemble_steps(self._call(lambda: self._config(model), model)):
-            self._call(functools.partial(self._reload_step, step), model)
+        for endpoint in self.endpoints.all():
+            steps = ensemble_steps(self._call(lambda client: self._config(client, model), model, endpoint))
+            for step in steps:
+                self._call(functools.partial(self._reload_step, step), model, endpoint)
 
-    def _reload_step(self, step: str) -> None:
-        self._client().load_model(step, config=json.dumps(marked_for_reload(self._config(step))))
+    def _reload_step(self, step: str, client: Any) -> None:
+        client.load_model(step, config=json.dumps(marked_for_reload(self._config(client, step))))
 
     # -- encoding ------------------------------------------------------------------------------------------------
     def encode(
@@ -187,7 +202,7 @@ class EmbedClient:
 
         def send(chunk: Chunk) -> tuple[np.ndarray, np.ndarray]:
             batch = [values[i] for i in chunk.positions]
-            return self._call(lambda: self._infer(model, batch, request), model)
+            return self._call(lambda client: self._infer(client, model, batch, request), model)
 
         results = self._map(send, chunks)
         vectors = reassemble(chunks, [r[0] for r in results], len(values))
@@ -220,34 +235,41 @@ class EmbedClient:
             if bar is not None:
                 bar.close()
 
-    def _infer(self, model: str, texts: list[str], request: EncodeRequest) -> tuple[np.ndarray, np.ndarray]:
+    def _infer(
+        self, client: Any, model: str, texts: list[str], request: EncodeRequest
+    ) -> tuple[np.ndarray, np.ndarray]:
         inputs = build_inputs(self._module, texts, request)
-        result = self._client().infer(model, inputs, outputs=requested_outputs(self._module), priority=request.priority)
+        result = client.infer(model, inputs, outputs=requested_outputs(self._module), priority=request.priority)
         return result.as_numpy("EMBEDDING"), result.as_numpy("TOKEN_COUNT").reshape(-1)
 
-    def _call(self, request: Callable[[], Any], model: str) -> Any:
+    def _call(self, request: Callable[[Any], Any], model: str, endpoint: str | None = None) -> Any:
+        """`request(connection)` on the next replica (or on `endpoint` alone), retried as the class says."""
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
+            target = endpoint or self.endpoints.pick()
             try:
-                return request()
+                return request(self._client(target))
             except InferenceServerException as error:
                 typed = classify(error, model)
             except (ConnectionError, OSError) as error:
-                typed = ServerUnavailable(f"server unreachable at {self.url}: {error}")
+                typed = ServerUnavailable(f"server unreachable at {target}: {error}")
             if not isinstance(typed, ServerUnavailable) or attempt == self.retries:
                 raise typed
             if self.on_retry is not None:
                 self.on_retry(typed)
-            self._reset_connection()
+            self._reset_connection(target)
+            if means_endpoint_down(typed.server_message or str(typed)):
+                self.endpoints.mark_down(target)
+                if endpoint is None and self.endpoints.healthy():
+                    continue  # another replica is up: go there now
             time.sleep(delay * random.uniform(0.5, 1.5))  # jitter: refused clients must not return in step
             delay *= 2
         raise AssertionError("unreachable")
 
-    def _reset_connection(self) -> None:
+    def _reset_connection(self, endpoint: str) -> None:
         # After a server restart the old connection is dead: the next call opens a new one.
-        client = getattr(self._local, "client", None)
+        client = self._connections().pop(endpoint, None)
         if client is not None:
-            self._local.client = None
             with self._lock:
                 if client in self._clients:
                     self._clients.remove(client)

@@ -10,7 +10,12 @@ def register_gateway(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gateway", help="OpenAI-compatible /v1/embeddings in front of a Triton server (gRPC)")
     p.add_argument("--host", default="127.0.0.1", help="bind address; loopback unless you mean to expose it")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--triton", default="127.0.0.1:8001", help="Triton's gRPC address HOST:PORT")
+    p.add_argument(
+        "--triton",
+        default="127.0.0.1:8001",
+        help="Triton's gRPC address HOST:PORT; several replicas: A:8001,B:8001, or dns:///SERVICE:8001 for every "
+        "address of a (headless) service name; requests go to them in turn",
+    )
     p.add_argument(
         "--api-key-env",
         default="INSTRUCT_EMBED_API_KEY",

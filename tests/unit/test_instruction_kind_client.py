@@ -156,7 +156,7 @@ def test_the_sync_client_sends_instruction_kind_in_every_request(protocol: str) 
     triton = RecordingTriton()
     client = EmbedClient("127.0.0.1:1", protocol, concurrency=1, retries=0)  # one thread: its connection is ours
     client._models["e5"] = E5
-    client._local.client = triton
+    client._local.connections = {client.url: triton}
     vectors = client.encode("e5", ["a", "b", "c"], instruction_kind="symmetric")
     counts = client.encode_with_counts("e5", ["a"], task="sts")[1]
     client.encode_queries("e5", ["q"], instruction_kind="retrieval")
@@ -176,7 +176,7 @@ def test_the_async_client_sends_instruction_kind_in_every_request(protocol: str)
     async def run() -> np.ndarray:
         client = AsyncEmbedClient("127.0.0.1:1", protocol, retries=0)
         await client.close()
-        client._client = triton
+        client._clients[client.url] = triton
         client._models["e5"] = E5
         vectors = await client.encode("e5", ["a", "b", "c"], instruction_kind="symmetric", dimensions=2)
         await client.encode_documents("e5", ["d"], task="sts")
