@@ -15,7 +15,7 @@ from tritonclient.utils import InferenceServerException
 from instruct_embed.server.repository_api import marked_for_reload
 
 from .batching import Chunk, plan_chunks, reassemble
-from .endpoints import Endpoints, means_endpoint_down
+from .endpoints import Endpoints
 from .errors import EmbedError, ServerUnavailable
 from .request import (
     EncodeRequest,
@@ -205,10 +205,8 @@ class AsyncEmbedClient:
                 raise typed
             if self.on_retry is not None:
                 self.on_retry(typed)
-            if means_endpoint_down(typed.server_message or str(typed)):
-                self.endpoints.mark_down(target)
-                if endpoint is None and self.endpoints.healthy():
-                    continue  # another replica is up: go there now
+            if self.endpoints.failed(target, typed.server_message or str(typed)) and endpoint is None:
+                continue  # another replica is up: go there now
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # jitter: refused clients must not return in step
             delay *= 2
         raise AssertionError("unreachable")

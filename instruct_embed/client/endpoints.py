@@ -96,6 +96,14 @@ class Endpoints:
         with self._lock:
             self._down_until[endpoint] = self._clock() + self.cooldown_s
 
+    def failed(self, endpoint: str, server_message: str) -> bool:
+        """Notes an UNAVAILABLE answer from `endpoint`; True where the request should go to another replica now.
+        A refusal that says the replica is loaded (queue full, queue timeout) leaves it in turn: backoff handles it."""
+        if not means_endpoint_down(server_message):
+            return False
+        self.mark_down(endpoint)
+        return self.healthy() > 0
+
     def healthy(self) -> int:
         """How many endpoints are not cooling down."""
         with self._lock:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,12 +12,10 @@ from typing import Any
 import numpy as np
 import openai
 import pytest
-import uvicorn
 
 from instruct_embed.client import EmbedClient
 from instruct_embed.export.validate import cosine_rows
-from instruct_embed.gateway.app import GatewaySettings, create_app
-from instruct_embed.server.process import free_port
+from tests.reliability_support import running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +25,8 @@ API_KEY = "test-key-123"
 
 @pytest.fixture(scope="module")
 def gateway(triton_server: Any) -> Iterator[str]:
-    port = free_port()
-    settings = GatewaySettings(triton_grpc_url=triton_server.grpc_url, api_key=API_KEY, max_request_bytes=100_000)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running_gateway(triton_server.grpc_url, api_key=API_KEY, max_request_bytes=100_000) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

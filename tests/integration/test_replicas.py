@@ -3,8 +3,6 @@ and the gateway spread requests over all three, and one stopped mid-run costs no
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,15 +10,14 @@ import numpy as np
 import openai
 import pytest
 import tritonclient.http as triton_http
-import uvicorn
 
 from instruct_embed.catalog import get_spec
 from instruct_embed.client import EmbedClient
-from instruct_embed.gateway.app import GatewaySettings, create_app
 from instruct_embed.paths import repository_dir
 from instruct_embed.repository.configs import triton_models
 from instruct_embed.server import LocalTritonServer, ServerOptions
 from instruct_embed.server.process import free_port
+from tests.reliability_support import running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -88,17 +85,8 @@ def test_the_sdk_spreads_requests_and_survives_a_replica_stopped_mid_run(
 
 
 def test_the_gateway_spreads_requests_over_the_replicas(replicas: list[LocalTritonServer]) -> None:
-    port = free_port()
-    settings = GatewaySettings(triton_grpc_url=_urls(replicas, "grpc"))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.05)
-    try:
-        api = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+    with running_gateway(_urls(replicas, "grpc")) as gateway:
+        api = openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
         before = [_served(s) for s in replicas]
         for text in TEXTS[:12]:
             api.embeddings.create(model=MINILM, input=[text])
@@ -108,6 +96,3 @@ def test_the_gateway_spreads_requests_over_the_replicas(replicas: list[LocalTrit
         replicas[0].stop()
         answers: list[Any] = [api.embeddings.create(model=MINILM, input=[t]) for t in TEXTS[12:24]]
         assert all(len(a.data) == 1 and len(a.data[0].embedding) == 384 for a in answers), "no failed request"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -96,3 +96,10 @@ def test_load_refusals_do_not_take_a_replica_out() -> None:
     assert not means_endpoint_down("Request timeout expired")
     assert means_endpoint_down("failed to connect to all addresses")
     assert means_endpoint_down("Server is stopping")
+
+
+def test_a_failure_moves_the_request_on_only_when_the_replica_is_gone_and_another_is_up() -> None:
+    endpoints = Endpoints("a:1,b:2")
+    assert not endpoints.failed("a:1", "Exceeds maximum queue size") and endpoints.healthy() == 2
+    assert endpoints.failed("a:1", "failed to connect to all addresses") and endpoints.healthy() == 1
+    assert not endpoints.failed("b:2", "Server is stopping") and endpoints.healthy() == 0  # none left: back off
