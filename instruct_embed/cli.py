@@ -149,7 +149,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if args.json:
         print(prepared.to_json())
     else:
-        print(f"{prepared.name}: {prepared.validation}\n  weights {prepared.hf_dir}\n  onnx {prepared.onnx}")
+        print(f"{prepared.name}: {prepared.validation}\n  weights {prepared.hf_dir}")
+        if prepared.onnx is not None:
+            print(f"  onnx {prepared.onnx}")
         if prepared.repository is None:
             print(
                 f"  licence {prepared.license}; repository not rendered yet: `instruct-embed build-engine "

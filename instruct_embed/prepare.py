@@ -14,11 +14,18 @@ from pathlib import Path
 from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
 from instruct_embed.export.optimize import can_optimize, optimize_onnx
-from instruct_embed.export.validate import ValidationError, ValidationReport, validate_onnx, validation_tolerance
+from instruct_embed.export.validate import (
+    ValidationError,
+    ValidationReport,
+    validate_encoder,
+    validate_onnx,
+    validation_tolerance,
+)
 from instruct_embed.paths import ModelPaths, miniature_repository_dir, model_paths, repository_dir, wheel_cache
 from instruct_embed.repository.configs import ServingOptions
 from instruct_embed.repository.render import ModelArtifacts, render_model
 from instruct_embed.repository.targets import EncoderTarget
+from instruct_embed.runtime.cpu_encoder import SubBatchedEncoder
 from instruct_embed.runtime.graph_sessions import BF16, CpuPrecisionError
 
 
@@ -39,7 +46,7 @@ class PrepareOptions:
 class PreparedModel:
     name: str
     hf_dir: Path
-    onnx: Path
+    onnx: Path | None  # None: no graph (the cuda target serves the transformers folder with PyTorch)
     repository: Path | None  # None: nothing rendered (the tensorrt target: build-engine renders after its build)
     license: str
     validation: str
@@ -89,6 +96,12 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
 
         # The miniature's own dim and length: export, validation and rendering all see the adapted spec.
         spec = miniature_spec(spec, hf_dir)
+    repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
+    if options.serving.target is EncoderTarget.CUDA:
+        # PyTorch serves the weights themselves: no graph to export, the module is validated where it will run.
+        report = _validated_torch(spec, hf_dir, options)
+        render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", hf_dir=hf_dir), repository, options.serving)
+        return PreparedModel(spec.name, hf_dir, None, repository, spec.license, report)
     onnx_path = paths.onnx_file(options.precision.value)
     weights = [*sorted(hf_dir.glob("*.safetensors")), hf_dir / "config.json"]
     report = _export_validated(spec, hf_dir, onnx_path, weights, options)
@@ -105,7 +118,6 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
         # A tensorrt_plan encoder needs its plan, GPU instances and int32 ids: rendering it from the ONNX graph
         # would leave a config Triton refuses. build-engine renders the repository after a passing build.
         return PreparedModel(spec.name, hf_dir, served, None, spec.license, report)
-    repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
     render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", served), repository, options.serving)
     return PreparedModel(spec.name, hf_dir, served, repository, spec.license, report)
 
@@ -134,6 +146,26 @@ def _validated_cpu_bf16(graph: Path, options: PrepareOptions, spec: ModelSpec, h
             ) from error
         report_file.write_text(str(report))
     return report_file.read_text()
+
+
+def _validated_torch(spec: ModelSpec, hf_dir: Path, options: PrepareOptions) -> str:
+    """The cuda target's module, on its device and in its precision, against the fp32 reference. Refuses where
+    the device is cuda and none is visible (NoCudaDevice), before anything is rendered."""
+    from instruct_embed.export.torch_session import TorchGraphSession
+
+    serving = options.serving
+    session = TorchGraphSession(
+        spec, hf_dir, serving.torch_device.value, serving.torch_precision, options.trust_remote_code
+    )
+    report = validate_encoder(
+        spec,
+        hf_dir,
+        SubBatchedEncoder(session),
+        "the PyTorch encoder",
+        trust_remote_code=options.trust_remote_code,
+        tolerance=validation_tolerance(spec, session.precision),
+    )
+    return f"{session.precision.value} on {serving.torch_device.value} (PyTorch, SDPA): {report}"
 
 
 def _wants_optimization(spec: ModelSpec, options: PrepareOptions) -> bool:

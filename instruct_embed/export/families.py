@@ -47,25 +47,30 @@ def _check_opt_in(spec: ModelSpec, trust_remote_code: bool) -> None:
         )
 
 
-def load_decoder(spec: ModelSpec, hf_dir: Path, precision: Precision, trust_remote_code: bool) -> PreTrainedModel:
+def load_decoder(
+    spec: ModelSpec, hf_dir: Path, precision: Precision, trust_remote_code: bool, attention: str = "eager"
+) -> PreTrainedModel:
     """The stock transformers decoder (MistralModel, Qwen2Model, Qwen3Model): never the repository's own code."""
     _check_opt_in(spec, trust_remote_code)
     model = AutoModel.from_pretrained(
-        hf_dir, dtype=TORCH_DTYPES[precision], attn_implementation="eager", trust_remote_code=False
+        hf_dir, dtype=TORCH_DTYPES[precision], attn_implementation=attention, trust_remote_code=False
     )
     return cast(PreTrainedModel, model.eval())
 
 
-def build_module(spec: ModelSpec, hf_dir: Path, precision: Precision, trust_remote_code: bool) -> torch.nn.Module:
-    """The family's graph module in `precision` (eval mode, on CPU)."""
+def build_module(
+    spec: ModelSpec, hf_dir: Path, precision: Precision, trust_remote_code: bool, attention: str = "eager"
+) -> torch.nn.Module:
+    """The family's graph module in `precision` (eval mode, on CPU). `attention`: transformers' implementation,
+    "eager" for export (plain ONNX ops), "sdpa" where PyTorch serves the module itself (torch_session.py)."""
     if spec.family is Family.NV_EMBED:
         _check_opt_in(spec, trust_remote_code)
-        return NVEmbedGraph(NVEmbedPort.from_folder(hf_dir, TORCH_DTYPES[precision])).eval()
+        return NVEmbedGraph(NVEmbedPort.from_folder(hf_dir, TORCH_DTYPES[precision], attention)).eval()
     if traits(spec.family).decoder:
-        decoder = load_decoder(spec, hf_dir, precision, trust_remote_code)
+        decoder = load_decoder(spec, hf_dir, precision, trust_remote_code, attention)
         causal = config_is_causal(decoder.config, default=not spec.bidirectional)
         return LastTokenGraph(decoder, causal, spec.normalize).eval()
-    encoder = load_encoder(spec, hf_dir, precision, trust_remote_code)
+    encoder = load_encoder(spec, hf_dir, precision, trust_remote_code, attention)
     if Output.SPARSE in spec.outputs or Output.COLBERT in spec.outputs:
         if set(spec.outputs) != set(Output):
             raise ValueError(f"{spec.name}: the BGE-M3 graph returns dense, sparse and colbert together")

@@ -21,8 +21,10 @@ def load_encoder(
     hf_dir: Path,
     precision: Precision = Precision.FP32,
     trust_remote_code: bool = False,
+    attention: str = "eager",
 ) -> torch.nn.Module:
-    """A fresh encoder in eval mode, eager attention (exports to plain ONNX ops).
+    """A fresh encoder in eval mode. Eager attention exports to plain ONNX ops; the PyTorch encoder step serves
+    with "sdpa" (torch's fused attention kernels).
 
     Raises RemoteCodeRefused when the spec needs remote code and `trust_remote_code` is False.
     """
@@ -34,7 +36,7 @@ def load_encoder(
     model = AutoModel.from_pretrained(
         hf_dir,
         dtype=TORCH_DTYPES[precision],
-        attn_implementation="eager",
+        attn_implementation=attention,
         trust_remote_code=trust_remote_code and spec.trust_remote_code,
         use_safetensors=True,
     )

@@ -32,7 +32,7 @@ class NVEmbedPort(nn.Module):
         self.latent_attention_model = LatentAttentionModel(latent)
 
     @classmethod
-    def from_folder(cls, hf_dir: Path, dtype: torch.dtype = torch.float32) -> NVEmbedPort:
+    def from_folder(cls, hf_dir: Path, dtype: torch.dtype = torch.float32, attention: str = "eager") -> NVEmbedPort:
         """Build from config.json (``text_config``, ``latent_attention_config``) and load every safetensors file.
 
         Raises KeyError when the folder's tensors do not match the module tree exactly (missing or extra names).
@@ -40,7 +40,7 @@ class NVEmbedPort(nn.Module):
         config = json.loads((hf_dir / "config.json").read_text())
         text = {k: v for k, v in config["text_config"].items() if k not in _NOT_ARCHITECTURE}
         text_config = MistralConfig(**text)
-        text_config._attn_implementation = "eager"
+        text_config._attn_implementation = attention
         model = cls(text_config, LatentAttentionSettings.from_dict(config["latent_attention_config"]))
         state: dict[str, torch.Tensor] = {}
         for file in sorted(hf_dir.glob("*.safetensors")):

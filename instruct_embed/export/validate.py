@@ -11,7 +11,7 @@ import numpy as np
 from instruct_embed.catalog import ModelSpec, Output, Precision
 from instruct_embed.catalog.tensors import INPUT_IDS
 from instruct_embed.client.lexical import lexical_weights
-from instruct_embed.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings
+from instruct_embed.runtime.cpu_encoder import CpuEncoder, CpuEncoderSettings, SubBatchedEncoder
 from instruct_embed.runtime.graph_sessions import BF16, FP32, cpu_has_bf16
 from instruct_embed.runtime.prompting import Prompt, PromptTemplates, resolve_prompt
 from instruct_embed.runtime.tokenization import PromptTokenizer, TokenizerSettings
@@ -82,7 +82,9 @@ def server_tokenizer(spec: ModelSpec, hf_dir: Path) -> PromptTokenizer:
     return PromptTokenizer(str(hf_dir / "tokenizer.json"), TokenizerSettings.from_config(spec.runtime_config()))
 
 
-def run_graph(tokenizer: PromptTokenizer, encoder: CpuEncoder, prompts: Sequence[Prompt]) -> dict[str, np.ndarray]:
+def run_graph(
+    tokenizer: PromptTokenizer, encoder: SubBatchedEncoder, prompts: Sequence[Prompt]
+) -> dict[str, np.ndarray]:
     """Tokenise with the server's tokenizer code and run the graph once on the whole batch."""
     batch = tokenizer.encode(prompts)
     outputs = encoder.run(batch.feed(encoder.input_names))
@@ -141,14 +143,29 @@ def validate_onnx(
     a batch differs from single requests. `cpu_precision` picks the CPU runtime the server will run it on
     ("bf16": OpenVINO with bf16 matrix units, graph_sessions.py).
     """
+    encoder = _cpu_encoder(spec, onnx_path, cpu_precision)
+    return validate_encoder(spec, hf_dir, encoder, "the ONNX graph", texts, trust_remote_code, tolerance, reference)
+
+
+def validate_encoder(
+    spec: ModelSpec,
+    hf_dir: Path,
+    encoder: SubBatchedEncoder,
+    what: str,
+    texts: Sequence[str] = VALIDATION_TEXTS,
+    trust_remote_code: bool = False,
+    tolerance: float | None = None,
+    reference: Reference | None = None,
+) -> ValidationReport:
+    """`encoder` (an ONNX graph's session, or the export's module on PyTorch: torch_session.py) against the fp32
+    reference, as validate_onnx describes; `what` names it in errors."""
     tolerance = spec.tolerance if tolerance is None else tolerance
     prompts = build_prompts(spec, texts)
-    encoder = _cpu_encoder(spec, onnx_path, cpu_precision)
     tokenizer = server_tokenizer(spec, hf_dir)
     served = run_graph(tokenizer, encoder, prompts)
     for name in encoder.output_names:
         if not np.all(np.isfinite(served[name])):
-            raise ValidationError(f"{spec.name}: the ONNX graph's {name!r} holds NaN or Inf")
+            raise ValidationError(f"{spec.name}: {what}'s {name!r} holds NaN or Inf")
     singles = np.concatenate([run_graph(tokenizer, encoder, [p])["embedding"] for p in prompts])
     expected = (reference or reference_for(spec, hf_dir, trust_remote_code)).embed_prompts(prompts)
     cosines = cosine_rows(served["embedding"], expected.dense)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from instruct_embed.catalog import ModelSpec
+from instruct_embed.catalog import ModelSpec, Precision
 from instruct_embed.catalog.tensors import TOKEN_IDS, encoder_outputs
 from instruct_embed.runtime.contract import (
     DENSE,
@@ -38,7 +38,7 @@ from instruct_embed.runtime.graph_sessions import FP32, CpuPrecisionError, check
 from instruct_embed.runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, outputs_to_parameter
 
 from . import layout
-from .targets import EncoderTarget
+from .targets import EncoderTarget, TorchDevice
 
 FULL_EMBEDDING = "full_embedding"  # the encoder's vector in the ensemble, before the cut
 
@@ -80,6 +80,12 @@ class ServingOptions:
     max_queue_size: int = 64  # requests waiting per priority level (0: unbounded)
     queue_timeout_us: int = 30_000_000  # a request still queued after this is refused (0: never)
     allow_timeout_override: bool = True  # a request's own `timeout` parameter may set its wait instead
+    # The cuda target: where its PyTorch module runs (cpu: the same code on CPU tensors), in which precision (None:
+    # the family's engine precision, fp16 for BERT / XLM-R, bf16 for the decoders), and the share of the GPU's
+    # memory each instance's allocator may hold (0: no cap).
+    torch_device: TorchDevice = TorchDevice.CUDA
+    torch_precision: Precision | None = None
+    gpu_memory_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         check_cpu_precision(self.cpu_precision)
@@ -88,6 +94,13 @@ class ServingOptions:
                 f"cpu_precision {self.cpu_precision} applies to the {EncoderTarget.PYTHON_ORT} target (the "
                 f"Python-backend CPU encoder), not to {self.target}"
             )
+        if not 0.0 <= self.gpu_memory_fraction <= 1.0:
+            raise ValueError(f"gpu_memory_fraction {self.gpu_memory_fraction} must be between 0 (no cap) and 1")
+
+    @property
+    def encoder_on_gpu(self) -> bool:
+        """Whether the encoder's instances are GPU ones (KIND_GPU): Triton then gives each a GPU."""
+        return self.gpu or (self.target is EncoderTarget.CUDA and self.torch_device is TorchDevice.CUDA)
 
 
 def preprocess_name(spec: ModelSpec) -> str:
@@ -185,6 +198,17 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.parameters["ort_allow_spinning"].string_value = "1" if options.ort_allow_spinning else "0"
         config.parameters["run_cost_tokens"].string_value = str(options.run_cost_tokens)
         config.parameters["cpu_precision"].string_value = options.cpu_precision
+    elif options.target is EncoderTarget.CUDA:
+        config.parameters["catalog_model"].string_value = spec.name  # the model card's module, from the catalog
+        config.parameters["torch_device"].string_value = options.torch_device.value
+        precision = options.torch_precision or spec.default_precision
+        config.parameters["torch_precision"].string_value = precision.value
+        config.parameters["trust_remote_code"].string_value = "1" if spec.trust_remote_code else "0"
+        config.parameters["gpu_memory_fraction"].string_value = str(options.gpu_memory_fraction)
+        config.parameters["token_budget"].string_value = str(options.token_budget)
+        config.parameters["max_rows_per_run"].string_value = str(options.max_batch_size)
+        config.parameters["run_cost_tokens"].string_value = str(options.run_cost_tokens)
+        config.parameters["ort_intra_op_threads"].string_value = str(options.ort_intra_op_threads)
     elif options.target is EncoderTarget.NULL:
         null_outputs = [NullOutput(o.name, o.dims, o.per_token) for o in encoder_outputs(spec)]
         config.parameters[OUTPUTS_PARAMETER].string_value = outputs_to_parameter(null_outputs)
@@ -200,12 +224,12 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.default_model_filename = EncoderTarget.TENSORRT.model_file
     for name in spec.encoder_inputs:
         _add_tensor(config.input, name, mc.TYPE_INT64, [-1])
-        if options.target in (EncoderTarget.PYTHON_ORT, EncoderTarget.NULL):
+        if options.target in (EncoderTarget.PYTHON_ORT, EncoderTarget.CUDA, EncoderTarget.NULL):
             # Requests of different lengths may share one execute(): the model re-batches their rows by length.
             config.input[-1].allow_ragged_batch = True
     for output in encoder_outputs(spec):
         _add_tensor(config.output, output.name, mc.TYPE_FP32, list(output.dims))
-    kind = mc.ModelInstanceGroup.KIND_GPU if options.gpu else mc.ModelInstanceGroup.KIND_CPU
+    kind = mc.ModelInstanceGroup.KIND_GPU if options.encoder_on_gpu else mc.ModelInstanceGroup.KIND_CPU
     config.instance_group.add(count=options.encoder_instances, kind=kind)
     config.dynamic_batching.max_queue_delay_microseconds = options.max_queue_delay_us
     _priorities(config, options)

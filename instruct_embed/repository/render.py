@@ -11,6 +11,7 @@ from pathlib import Path
 from instruct_embed import runtime
 from instruct_embed.catalog import ModelSpec
 from instruct_embed.runtime.contract import POSTPROCESS, PREPROCESS
+from instruct_embed.runtime.encoder_step import WEIGHTS_DIR
 from instruct_embed.runtime.preprocess import TOKENIZER_FILE
 
 from .configs import (
@@ -32,10 +33,12 @@ RUNTIME_PACKAGE = "instruct_embed_runtime"  # the runtime package's name inside 
 
 @dataclass(frozen=True)
 class ModelArtifacts:
-    """What rendering copies in: the tokenizer and the encoder file (ONNX graph or TensorRT plan)."""
+    """What rendering copies in: the tokenizer and the encoder file (ONNX graph or TensorRT plan); for the cuda
+    target, the transformers folder its PyTorch module loads."""
 
     tokenizer_json: Path
-    encoder_file: Path
+    encoder_file: Path | None = None
+    hf_dir: Path | None = None
 
 
 def rendered_models(repository: Path, name: str) -> tuple[str, ...]:
@@ -76,6 +79,15 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copy2(source, target)
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Every file of `source` under `target`, hard-linked where possible (weights are gigabytes)."""
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            destination = target / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(path, destination)
 
 
 def _python_model(model_dir: Path, kind: str) -> Path:
@@ -128,6 +140,14 @@ def render_model(
     if options.target is EncoderTarget.NULL:
         _python_model(encoder_dir, options.target.layout)  # no graph: the outputs cost nothing
         return [ensemble_dir, preprocess_dir, encoder_dir, *post]
+    if options.target is EncoderTarget.CUDA:
+        if artifacts.hf_dir is None:
+            raise ValueError(f"{spec.name}: the cuda encoder loads a transformers folder; none was given")
+        version_dir = _python_model(encoder_dir, options.target.layout)
+        _link_tree(artifacts.hf_dir, version_dir / WEIGHTS_DIR)
+        return [ensemble_dir, preprocess_dir, encoder_dir, *post]
+    if artifacts.encoder_file is None:
+        raise ValueError(f"{spec.name}: the {options.target} encoder runs a graph file; none was given")
     if options.target is EncoderTarget.PYTHON_ORT:
         version_dir = _python_model(encoder_dir, options.target.layout)
     else:

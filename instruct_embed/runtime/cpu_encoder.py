@@ -1,4 +1,5 @@
-"""The encoder step on CPU: the exported graph (ONNX Runtime fp32 or OpenVINO bf16), many Triton requests per run."""
+"""The encoder step: a graph session (on CPU: the exported graph on ONNX Runtime fp32 or OpenVINO bf16) running
+many Triton requests per run, re-batched by length."""
 
 from __future__ import annotations
 
@@ -58,20 +59,19 @@ class RunStats:
         self.sub_batch_rows.extend(len(b) for b in plan.batches)
 
 
-class CpuEncoder:
-    """Runs the graph on a list of requests, each a dict of [n_i, L_i] int64 arrays (padded per request).
+class SubBatchedEncoder:
+    """Runs a graph session on a list of requests, each a dict of [n_i, L_i] int64 arrays (padded per request).
 
     All rows of all requests are cut to their real length (from attention_mask), sorted by length, grouped
     into token-budgeted sub-batches, run, and scattered back per request. Per-token outputs (axis 1 is the
     inputs' sequence axis, e.g. BGE-M3's sparse weights) come back at the request's own positions and length,
-    zero on its padding, so they line up with that request's input_ids.
+    zero on its padding, so they line up with that request's input_ids. The session is the CPU graph's
+    (CpuEncoder) or PyTorch's on a GPU (the cuda target, export/torch_session.py).
     """
 
-    def __init__(self, onnx_path: str, settings: CpuEncoderSettings = CpuEncoderSettings()) -> None:
+    def __init__(self, session: GraphSession, settings: CpuEncoderSettings = CpuEncoderSettings()) -> None:
         self.settings = settings
-        self.session: GraphSession = open_graph_session(
-            onnx_path, settings.precision, settings.intra_op_threads, settings.allow_spinning
-        )
+        self.session = session
         self.input_names = self.session.input_names
         self.output_names = self.session.output_names
         self.per_token_outputs = self.session.per_token_outputs
@@ -122,6 +122,14 @@ class CpuEncoder:
         if name in self.per_token_outputs:
             return np.zeros((rows, length, *value.shape[2:]), dtype=value.dtype)
         return np.zeros((rows, *value.shape[1:]), dtype=value.dtype)
+
+
+class CpuEncoder(SubBatchedEncoder):
+    """The exported ONNX graph on CPU: ONNX Runtime in fp32, or OpenVINO with bf16 matrix math."""
+
+    def __init__(self, onnx_path: str, settings: CpuEncoderSettings = CpuEncoderSettings()) -> None:
+        session = open_graph_session(onnx_path, settings.precision, settings.intra_op_threads, settings.allow_spinning)
+        super().__init__(session, settings)
 
 
 class _Rows:

@@ -35,7 +35,13 @@ def test_no_cycle_between_folders() -> None:
     assert cycle is None, "folders import each other: " + " -> ".join(cycle or [])
     # Copied into every rendered Python model, where nothing else of the project exists.
     assert graph["instruct_embed.runtime"] == set()
-    assert graph["model_repository"] == {"instruct_embed.runtime"}
+    # The cuda encoder alone also runs the export's PyTorch module from the installed package (torch_session.py).
+    assert graph["model_repository"] == {"instruct_embed.runtime", "instruct_embed.catalog", "instruct_embed.export"}
+    cuda_model = (ROOT / "model_repository" / "cuda_encoder" / "1" / "model.py").read_text()
+    for kind in ("cpu_encoder", "null_encoder", "preprocess", "postprocess"):
+        model = (ROOT / "model_repository" / kind / "1" / "model.py").read_text()
+        assert "from instruct_embed." not in model and "import instruct_embed." not in model, kind
+    assert "from instruct_embed.export.torch_session import" in cuda_model
 
 
 def test_no_cycle_between_modules() -> None:
