@@ -17,6 +17,7 @@ from instruct_embed.catalog.enums import parse_enum
 
 if TYPE_CHECKING:
     from instruct_embed.prepare import PrepareOptions
+    from instruct_embed.repository.configs import ServingOptions
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +49,13 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         "units (AMX / AVX512-BF16 only), about 4x faster, validated against the fp32 reference",
     )
     p.add_argument(
+        "--torch-device",
+        default="cuda",
+        choices=["cuda", "cpu"],
+        help="cuda target: where its PyTorch module runs (cpu: the same code on CPU tensors, to check a repository)",
+    )
+    _add_encoder_flags(p)
+    p.add_argument(
         "--repository",
         type=Path,
         help="render into this repository (default: the cache home's; miniatures go to its miniature-repository)",
@@ -64,6 +72,16 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         "on ONNX Runtime targets)",
     )
     p.add_argument("--json", action="store_true", help="print the produced paths as JSON")
+
+
+def _add_encoder_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoder-instances", type=int, help="encoder instances (default 2: one computes, one is fed)")
+    p.add_argument(
+        "--gpu-memory-fraction",
+        type=float,
+        default=0.0,
+        help="cuda target: the share of the GPU's memory each encoder instance may hold (default 0: no cap)",
+    )
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -88,6 +106,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         help="(re)render the models' CPU encoder in this precision first, as `prepare --cpu-precision` does "
         "(bf16: OpenVINO on AMX / AVX512-BF16; default: keep what the repository has, fp32 when new)",
     )
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        help="cuda: (re)render the models' encoder as the cuda target (PyTorch on the GPU, the family's 16-bit "
+        "precision; refused where no CUDA device is visible); cpu: the CPU encoder (default: keep what the "
+        "repository has)",
+    )
+    _add_encoder_flags(p)
     p.add_argument("--no-example", action="store_true", help="skip the example query/document request")
 
 
@@ -127,7 +153,6 @@ def _register_optional_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from instruct_embed.catalog import Precision
     from instruct_embed.prepare import PrepareOptions, prepare_model
-    from instruct_embed.repository.configs import ServingOptions
     from instruct_embed.repository.targets import EncoderTarget
 
     spec = get_spec(args.model)
@@ -139,9 +164,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         precision=parse_enum(Precision, args.precision, "precision"),
         hf_dir=args.hf_dir,
         repository=args.repository,
-        serving=ServingOptions(
-            target=parse_enum(EncoderTarget, args.target, "target"), cpu_precision=args.cpu_precision
-        ),
+        serving=serving_options(args, parse_enum(EncoderTarget, args.target, "target")),
         force=args.force,
         optimize=args.optimize,
     )
@@ -161,6 +184,28 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         else:
             print(f"  repository {prepared.repository} (licence {prepared.license})")
     return 0
+
+
+# A GPU computes a 64 x 512 batch about as fast as a smaller one: a larger budget per run than the CPU's 8192.
+CUDA_TOKEN_BUDGET = 32768
+
+
+def serving_options(args: argparse.Namespace, target: object) -> ServingOptions:
+    """The ServingOptions the flags ask for, for `target` (an EncoderTarget)."""
+    from instruct_embed.repository.configs import ServingOptions
+    from instruct_embed.repository.targets import EncoderTarget, TorchDevice
+
+    settings: dict[str, object] = {"target": target}
+    if getattr(args, "cpu_precision", None) is not None and target is EncoderTarget.PYTHON_ORT:
+        settings["cpu_precision"] = args.cpu_precision
+    if args.encoder_instances is not None:
+        settings["encoder_instances"] = args.encoder_instances
+    if target is EncoderTarget.CUDA:
+        device = parse_enum(TorchDevice, getattr(args, "torch_device", "cuda"), "torch device")
+        settings.update(torch_device=device, gpu_memory_fraction=args.gpu_memory_fraction)
+        if device is TorchDevice.CUDA:
+            settings["token_budget"] = CUDA_TOKEN_BUDGET
+    return ServingOptions(**settings)  # type: ignore[arg-type]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -204,14 +249,19 @@ def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse
     """Prepare what is missing; with --cpu-precision, render every model again in that precision (validated); warn
     about a model rendered by another version of this package (it keeps that version's runtime code)."""
     from instruct_embed.prepare import PrepareOptions, prepare_model
-    from instruct_embed.repository.configs import ServingOptions
     from instruct_embed.repository.render import rendered_models, runtime_differs
+    from instruct_embed.repository.targets import EncoderTarget
 
     for name in models:
         rendered = (repository / name / "config.pbtxt").exists()
-        if args.cpu_precision is not None:
-            print(f"preparing {name} with a {args.cpu_precision} CPU encoder ...", flush=True)
-            serving = ServingOptions(cpu_precision=args.cpu_precision)
+        if args.device == "cuda":
+            print(f"preparing {name} with a cuda encoder (PyTorch on the GPU) ...", flush=True)
+            serving = serving_options(args, EncoderTarget.CUDA)
+            prepare_model(name, PrepareOptions(repository=repository, serving=serving, miniature=args.miniature))
+        elif args.cpu_precision is not None or args.device == "cpu":
+            precision = args.cpu_precision or "fp32"
+            print(f"preparing {name} with a {precision} CPU encoder ...", flush=True)
+            serving = serving_options(args, EncoderTarget.PYTHON_ORT)
             prepare_model(name, PrepareOptions(repository=repository, serving=serving, miniature=args.miniature))
         elif not args.no_prepare and not rendered:
             print(f"preparing {name}{' (miniature)' if args.miniature else ''} (first run only) ...", flush=True)
