@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import sysconfig
@@ -29,11 +30,12 @@ def find_triton() -> TritonInstall:
     The wheel keeps the Python backend and its stubs apart (one stub per Python version); Triton wants them
     in one folder, so one is made of symbolic links under the cache home.
     """
-    try:
-        import pytriton
-    except ImportError as error:  # pragma: no cover - a pinned dependency
-        raise TritonNotFound("nvidia-pytriton is not installed; run `make setup`") from error
-    package = Path(pytriton.__file__).parent / "tritonserver"
+    # Found, not imported: importing pytriton runs its own client, which needs gevent, and only the server's
+    # files are wanted (a GPU host may carry the wheel without pytriton's dependencies: benchmarks/gpu_served.sh).
+    found = importlib.util.find_spec("pytriton")
+    if found is None or not found.submodule_search_locations:
+        raise TritonNotFound("nvidia-pytriton is not installed; run `make setup`")
+    package = Path(next(iter(found.submodule_search_locations))) / "tritonserver"
     binary = package / "bin" / "tritonserver"
     libs = package.parent.parent / "nvidia_pytriton.libs"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
