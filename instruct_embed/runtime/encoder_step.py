@@ -4,12 +4,33 @@ the padding-efficiency metrics. `pb_utils` is the Python backend's module, passe
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .cpu_encoder import RunStats, SubBatchedEncoder
+from .cpu_encoder import CpuEncoderSettings, RunStats, SubBatchedEncoder
 
 SUB_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128]
 WEIGHTS_DIR = "hf"  # the cuda encoder's transformers folder, beside its model.py (the renderer links it in)
+
+
+@dataclass(frozen=True)
+class EncoderArgs:
+    """What an encoder model's initialize(args) reads: its config, parameters, version folder and settings."""
+
+    name: str
+    parameters: dict[str, str]
+    version_dir: Path
+    settings: CpuEncoderSettings
+
+    @classmethod
+    def parse(cls, args: dict[str, str]) -> EncoderArgs:
+        config = json.loads(args["model_config"])
+        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        instances = sum(group.get("count", 1) for group in config.get("instance_group", [])) or 1
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        return cls(config["name"], parameters, version_dir, CpuEncoderSettings.from_parameters(parameters, instances))
 
 
 class EncoderStep:
