@@ -89,7 +89,7 @@ def port_holder(port: int) -> str | None:
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _die_with_owner(owner: int) -> None:
+def die_with_owner(owner: int) -> None:
     """Runs in the child between fork and exec: the kernel SIGKILLs it when its owner ends, however the owner
     ends (SIGKILL, an OOM kill, a CI timeout), so no tritonserver outlives `serve` holding the ports; its Python
     stubs notice their parent is gone and exit on their own."""
@@ -195,7 +195,7 @@ class LocalTritonServer:
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 start_new_session=True,
-                preexec_fn=functools.partial(_die_with_owner, os.getpid()),
+                preexec_fn=functools.partial(die_with_owner, os.getpid()),
             )
         try:
             self.wait_ready(o.ready_timeout_s)

@@ -3,6 +3,7 @@ a port in use is named with its holder."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from instruct_embed.server.process import free_port, port_is_free
+from instruct_embed.server.process import die_with_owner, free_port, port_is_free
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,11 @@ def _tritonservers_on(http_port: int) -> list[int]:
     return found
 
 
+# A `serve` started here dies with the test process (as serve's tritonserver dies with serve), so a killed test
+# run leaves no server holding its ports.
+_owned_by_this_test = functools.partial(die_with_owner, os.getpid())
+
+
 def _serve(repository: Path, log_path: Path, *ports: int) -> subprocess.Popen[bytes]:
     http, grpc, metrics = ports
     command = [
@@ -43,7 +49,9 @@ def _serve(repository: Path, log_path: Path, *ports: int) -> subprocess.Popen[by
         "--repository", str(repository),
     ]  # fmt: skip
     with log_path.open("wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), preexec_fn=_owned_by_this_test
+        )
 
 
 def _wait_for(log_path: Path, line: str, process: subprocess.Popen[bytes], timeout_s: float = 180) -> None:
@@ -105,7 +113,9 @@ def test_serve_then_encode_then_sigterm(prepared_models: dict[str, Any], tmp_pat
         "--repository", str(repository),
     ]  # fmt: skip
     log = (tmp_path / "serve.out").open("w+")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), preexec_fn=_owned_by_this_test
+    )
     try:
         deadline = time.monotonic() + 180
         while "serving; Ctrl-C to stop" not in Path(log.name).read_text():
