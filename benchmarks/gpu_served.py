@@ -290,7 +290,7 @@ def run(pack_dir: Path, workdir: Path, device: str, smoke: bool, repeats: int) -
             encoder_instances=sized.encoder_instances,
             preprocess_instances=preprocess,
         )
-        row = {"served": served(sized.model, hf_dir, workdir, texts, cuda, repeats)}
+        row: dict[str, Any] = {"served": served(sized.model, hf_dir, workdir, texts, cuda, repeats)}
         row["eager_pytorch_documents_per_s"] = eager_floor(sized.model, hf_dir, texts["documents"], device, repeats)
         row["sentence_transformers_documents_per_s"] = sentence_transformers_rate(
             sized.model, hf_dir, texts["documents"], device, repeats

@@ -145,6 +145,7 @@ class Run:
         a = self.args
         variant = Variant(f"sbs-{self.model}", self.model, serving_options(a))
         with BenchServer(variant, self.root) as server:
+            assert server.onnx is not None, "the side-by-side variants serve an ONNX graph"
             self.hf_dir, self.onnx = server.hf_dir, server.onnx
             url = server.url(a.protocol)
             # The in-process limit: the fastest of a grid of layouts and plans, chosen per scenario on a
