@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from tritonclient.utils import InferenceServerException
@@ -12,14 +13,22 @@ PROTOCOLS = ("http", "grpc")
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
 
 
-def triton_module(protocol: str) -> Any:
-    if protocol == "http":
-        import tritonclient.http as module
-    elif protocol == "grpc":
-        import tritonclient.grpc as module
-    else:
+def triton_module(protocol: str, aio: bool = False) -> Any:
+    """tritonclient's module for `protocol`: the blocking one, or its asyncio twin."""
+    if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
-    return module
+    return importlib.import_module(f"tritonclient.{protocol}{'.aio' if aio else ''}")
+
+
+def failures(protocol: str, aio: bool) -> tuple[type[BaseException], ...]:
+    """What a failed tritonclient call raises: Triton's answer, or the connection's own failure (refused, reset,
+    timed out: OSErrors, asyncio's TimeoutError too). aiohttp's, such as a keep-alive connection the server
+    closed, are not OSErrors; the aio HTTP client lets them through."""
+    if protocol == "http" and aio:
+        import aiohttp
+
+        return InferenceServerException, OSError, aiohttp.ClientError
+    return InferenceServerException, OSError
 
 
 # Refusals that end when the load or the fault does: a full queue, a queue wait that ran out, a model process

@@ -135,7 +135,7 @@ class RecordingTriton:
     def __init__(self) -> None:
         self.requests: list[set[str]] = []
 
-    def infer(self, model: str, inputs: list[Any], outputs: Any = None, priority: int = 0) -> Result:
+    def infer(self, model: str, inputs: list[Any], outputs: Any = None, priority: int = 0, **_: Any) -> Result:
         self.requests.append({t.name() for t in inputs})
         return Result(inputs[0].shape()[0])
 
@@ -144,7 +144,7 @@ class RecordingTriton:
 
 
 class AsyncRecordingTriton(RecordingTriton):
-    async def infer(self, model: str, inputs: list[Any], outputs: Any = None, priority: int = 0) -> Result:
+    async def infer(self, model: str, inputs: list[Any], outputs: Any = None, priority: int = 0, **_: Any) -> Result:
         return RecordingTriton.infer(self, model, inputs, outputs, priority)
 
     async def close(self) -> None:
