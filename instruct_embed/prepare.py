@@ -155,7 +155,7 @@ def _validated_torch(spec: ModelSpec, hf_dir: Path, options: PrepareOptions) -> 
 
     serving = options.serving
     session = TorchGraphSession(
-        spec, hf_dir, serving.torch_device.value, serving.torch_precision, options.trust_remote_code
+        spec, hf_dir, serving.torch_device.value, serving.torch_precision_of(spec), options.trust_remote_code
     )
     report = validate_encoder(
         spec,

@@ -53,8 +53,8 @@ class TorchGraphSession:
         self,
         spec: ModelSpec,
         hf_dir: Path,
-        device: str = CUDA,
-        precision: Precision | None = None,
+        device: str,
+        precision: Precision,
         trust_remote_code: bool = False,
         memory_fraction: float = 0.0,
         cpu_threads: int = 0,
@@ -66,7 +66,7 @@ class TorchGraphSession:
         if self.device.type == CUDA and memory_fraction > 0:
             # A cap on this process's caching allocator, so instances (or other servers) can share one GPU.
             torch.cuda.set_per_process_memory_fraction(memory_fraction, self.device)
-        self.precision = precision or spec.default_precision
+        self.precision = precision
         module = build_module(spec, hf_dir, self.precision, trust_remote_code, attention=SERVING_ATTENTION)
         self.module = module.to(self.device).eval()
         self.input_names = list(encoder_input_names(spec))

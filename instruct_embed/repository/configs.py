@@ -97,6 +97,10 @@ class ServingOptions:
         if not 0.0 <= self.gpu_memory_fraction <= 1.0:
             raise ValueError(f"gpu_memory_fraction {self.gpu_memory_fraction} must be between 0 (no cap) and 1")
 
+    def torch_precision_of(self, spec: ModelSpec) -> Precision:
+        """The cuda target's precision for `spec`: the pinned one, else the family's engine precision."""
+        return self.torch_precision or spec.default_precision
+
     @property
     def encoder_on_gpu(self) -> bool:
         """Whether the encoder's instances are GPU ones (KIND_GPU): Triton then gives each a GPU."""
@@ -201,8 +205,7 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     elif options.target is EncoderTarget.CUDA:
         config.parameters["catalog_model"].string_value = spec.name  # the model card's module, from the catalog
         config.parameters["torch_device"].string_value = options.torch_device.value
-        precision = options.torch_precision or spec.default_precision
-        config.parameters["torch_precision"].string_value = precision.value
+        config.parameters["torch_precision"].string_value = options.torch_precision_of(spec).value
         config.parameters["trust_remote_code"].string_value = "1" if spec.trust_remote_code else "0"
         config.parameters["gpu_memory_fraction"].string_value = str(options.gpu_memory_fraction)
         config.parameters["token_budget"].string_value = str(options.token_budget)
