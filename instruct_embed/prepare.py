@@ -10,13 +10,17 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
+from instruct_embed.export.calibration import calibrate_int8
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
 from instruct_embed.export.optimize import can_optimize, optimize_onnx
 from instruct_embed.export.validate import (
     ValidationError,
     ValidationReport,
+    cpu_encoder_for,
+    server_tokenizer,
     validate_encoder,
     validate_onnx,
     validation_tolerance,
@@ -99,8 +103,12 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
     repository = options.repository or (miniature_repository_dir() if options.miniature else repository_dir())
     if options.serving.target is EncoderTarget.CUDA:
         # PyTorch serves the weights themselves: no graph to export, the module is validated where it will run.
-        report = _validated_torch(spec, hf_dir, options)
-        render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", hf_dir=hf_dir), repository, options.serving)
+        report, session = _validated_torch(spec, hf_dir, options)
+        ranges_file = paths.root / f"torch-{session.precision.value}.int8-ranges.json"
+        weights = [*sorted(hf_dir.glob("*.safetensors")), hf_dir / "config.json"]
+        ranges = _int8_ranges(spec, hf_dir, lambda: SubBatchedEncoder(session), ranges_file, weights, options)
+        artifacts = ModelArtifacts(hf_dir / "tokenizer.json", hf_dir=hf_dir, int8_ranges=ranges)
+        render_model(spec, artifacts, repository, options.serving)
         return PreparedModel(spec.name, hf_dir, None, repository, spec.license, report)
     onnx_path = paths.onnx_file(options.precision.value)
     weights = [*sorted(hf_dir.glob("*.safetensors")), hf_dir / "config.json"]
@@ -118,8 +126,36 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
         # A tensorrt_plan encoder needs its plan, GPU instances and int32 ids: rendering it from the ONNX graph
         # would leave a config Triton refuses. build-engine renders the repository after a passing build.
         return PreparedModel(spec.name, hf_dir, served, None, spec.license, report)
-    render_model(spec, ModelArtifacts(hf_dir / "tokenizer.json", served), repository, options.serving)
+    cpu_precision = options.serving.cpu_precision
+    ranges = _int8_ranges(
+        spec,
+        hf_dir,
+        lambda: cpu_encoder_for(spec, served, cpu_precision),
+        served.with_name(served.name.replace(".onnx", f".{cpu_precision}.int8-ranges.json")),
+        [served],
+        options,
+    )
+    artifacts = ModelArtifacts(hf_dir / "tokenizer.json", served, int8_ranges=ranges)
+    render_model(spec, artifacts, repository, options.serving)
     return PreparedModel(spec.name, hf_dir, served, repository, spec.license, report)
+
+
+def _int8_ranges(
+    spec: ModelSpec,
+    hf_dir: Path,
+    encoder: Callable[[], SubBatchedEncoder],
+    output: Path,
+    inputs: list[Path],
+    options: PrepareOptions,
+) -> Path:
+    """The served encoder's calibrated int8 ranges (export/calibration.py), measured again when it changed; the
+    file's name (`<encoder>.int8-ranges.json`) names the encoder in the provenance."""
+    if options.force or not _is_fresh(output, inputs):
+        name = output.name.removesuffix(".int8-ranges.json")
+        ranges = calibrate_int8(spec, server_tokenizer(spec, hf_dir), encoder(), name)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(ranges.to_json())
+    return output
 
 
 def _validated_cpu_bf16(graph: Path, options: PrepareOptions, spec: ModelSpec, hf_dir: Path) -> str:
@@ -148,7 +184,7 @@ def _validated_cpu_bf16(graph: Path, options: PrepareOptions, spec: ModelSpec, h
     return report_file.read_text()
 
 
-def _validated_torch(spec: ModelSpec, hf_dir: Path, options: PrepareOptions) -> str:
+def _validated_torch(spec: ModelSpec, hf_dir: Path, options: PrepareOptions) -> tuple[str, Any]:
     """The cuda target's module, on its device and in its precision, against the fp32 reference. Refuses where
     the device is cuda and none is visible (NoCudaDevice), before anything is rendered."""
     from instruct_embed.export.torch_session import TorchGraphSession
@@ -165,7 +201,7 @@ def _validated_torch(spec: ModelSpec, hf_dir: Path, options: PrepareOptions) -> 
         trust_remote_code=options.trust_remote_code,
         tolerance=validation_tolerance(spec, session.precision),
     )
-    return f"{session.precision.value} on {serving.torch_device.value} (PyTorch, SDPA): {report}"
+    return f"{session.precision.value} on {serving.torch_device.value} (PyTorch, SDPA): {report}", session
 
 
 def _wants_optimization(spec: ModelSpec, options: PrepareOptions) -> bool:

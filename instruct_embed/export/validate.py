@@ -108,7 +108,7 @@ def _compare_bge_m3(served: dict[str, np.ndarray], reference: ReferenceOutput) -
     return sparse_diff / scale, colbert_min
 
 
-def _cpu_encoder(spec: ModelSpec, onnx_path: Path, cpu_precision: str) -> CpuEncoder:
+def cpu_encoder_for(spec: ModelSpec, onnx_path: Path, cpu_precision: str) -> CpuEncoder:
     """The graph on CPU. A bf16 graph (built for GPUs) has no ONNX Runtime CPU kernels; OpenVINO runs it where the
     cores have bf16 units, which is how such a graph is validated without a GPU."""
     try:
@@ -143,7 +143,7 @@ def validate_onnx(
     a batch differs from single requests. `cpu_precision` picks the CPU runtime the server will run it on
     ("bf16": OpenVINO with bf16 matrix units, graph_sessions.py).
     """
-    encoder = _cpu_encoder(spec, onnx_path, cpu_precision)
+    encoder = cpu_encoder_for(spec, onnx_path, cpu_precision)
     return validate_encoder(spec, hf_dir, encoder, "the ONNX graph", texts, trust_remote_code, tolerance, reference)
 
 

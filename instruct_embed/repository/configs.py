@@ -1,12 +1,12 @@
 """Triton model configs built as protobuf messages from a ModelSpec (never written by hand).
 
-Names on the public contract (TEXT, ROLE, TASK, INSTRUCTION, INSTRUCTION_KIND, TRUNCATE, DIMENSIONS ->
-EMBEDDING, TOKEN_COUNT) are upper case; tensors between the steps are named after what they carry (input_ids,
-attention_mask, embedding, dimensions).
+Names on the public contract (TEXT, ROLE, TASK, INSTRUCTION, INSTRUCTION_KIND, TRUNCATE, DIMENSIONS, CHUNK,
+CHUNK_OVERLAP -> EMBEDDING and its storage types, TOKEN_COUNT, CHUNK_*) are upper case; tensors between the steps
+are named after what they carry (input_ids, attention_mask, embedding, dimensions, output_row).
 
-An ensemble runs preprocess -> encoder, plus a postprocess step (the DIMENSIONS cut) for a model trained for
-Matryoshka sizes: only those pay for a third step. Each config starts from its kind's folder of the Triton layout
-(model_repository/, layout.py), which holds what every model of that kind shares.
+An ensemble runs preprocess -> encoder -> postprocess (the DIMENSIONS cut, CHUNK mean, the storage types). Each
+config starts from its kind's folder of the Triton layout (model_repository/, layout.py), which holds what every
+model of that kind shares.
 """
 
 from __future__ import annotations
@@ -19,18 +19,30 @@ from tritonclient.grpc import model_config_pb2 as mc
 from instruct_embed.catalog import ModelSpec, Precision
 from instruct_embed.catalog.tensors import TOKEN_IDS, encoder_outputs
 from instruct_embed.runtime.contract import (
+    BINARY,
+    CALIBRATED_TYPES,
+    CHUNK_CHARS,
+    CHUNK_OUTPUTS,
+    CHUNK_TOKENS,
     DENSE,
-    DIMENSIONS,
-    EMBEDDING,
+    EMBEDDING_OUTPUTS,
+    EMBEDDING_TYPES,
     ENCODER,
+    FLOAT,
     INPUT_IDS,
+    INT8,
+    OPTIONAL_INT_INPUTS,
     OPTIONAL_TEXT_INPUTS,
+    OUTPUT_ROW,
     POSTPROCESS,
     PREPROCESS,
+    SERVED_TYPES_KEY,
     SIZES,
     SPEC_PARAMETER,
     TEXT,
     TOKEN_COUNT,
+    UBINARY,
+    UINT8,
     step_name,
 )
 from instruct_embed.runtime.cpu_encoder import shared_threads
@@ -40,7 +52,20 @@ from instruct_embed.runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, o
 from . import layout
 from .targets import EncoderTarget, TorchDevice
 
-FULL_EMBEDDING = "full_embedding"  # the encoder's vector in the ensemble, before the cut
+FULL_EMBEDDING = "full_embedding"  # the encoder's vector in the ensemble, before the postprocess step
+# Each storage type's Triton data type (binary's sign bits are packed 8 per byte).
+_TYPE_DTYPES = {
+    FLOAT: mc.TYPE_FP32,
+    INT8: mc.TYPE_INT8,
+    UINT8: mc.TYPE_UINT8,
+    BINARY: mc.TYPE_INT8,
+    UBINARY: mc.TYPE_UINT8,
+}
+
+
+def served_types(calibrated: bool) -> tuple[str, ...]:
+    """The storage types a model serves: int8 / uint8 only with its calibrated ranges."""
+    return tuple(t for t in EMBEDDING_TYPES if calibrated or t not in CALIBRATED_TYPES)
 
 
 @dataclass(frozen=True)
@@ -119,14 +144,9 @@ def postprocess_name(spec: ModelSpec) -> str:
     return step_name(spec.name, POSTPROCESS)
 
 
-def has_postprocess(spec: ModelSpec) -> bool:
-    return bool(spec.matryoshka_dims)
-
-
 def step_names(spec: ModelSpec) -> tuple[str, ...]:
     """The Triton models behind `spec`'s ensemble, in the order a request passes them."""
-    post = (postprocess_name(spec),) if has_postprocess(spec) else ()
-    return (preprocess_name(spec), encoder_name(spec), *post)
+    return (preprocess_name(spec), encoder_name(spec), postprocess_name(spec))
 
 
 def triton_models(spec: ModelSpec) -> tuple[str, ...]:
@@ -150,16 +170,23 @@ def _start(kind: str, name: str, options: ServingOptions) -> mc.ModelConfig:
     return config
 
 
-def _spec_parameter(config: mc.ModelConfig, spec: ModelSpec) -> None:
-    config.parameters[SPEC_PARAMETER].string_value = json.dumps(spec.runtime_config(), sort_keys=True)
+def _spec_parameter(config: mc.ModelConfig, spec: ModelSpec, extra: dict | None = None) -> None:
+    values = {**spec.runtime_config(), **(extra or {})}
+    config.parameters[SPEC_PARAMETER].string_value = json.dumps(values, sort_keys=True)
 
 
 def _request_inputs(config: mc.ModelConfig) -> None:
     _add_tensor(config.input, TEXT, mc.TYPE_STRING, [1])
     for name in OPTIONAL_TEXT_INPUTS:
         _add_tensor(config.input, name, mc.TYPE_STRING, [1], optional=True)
-    # On every model, so that each refuses a size it was not trained for by name (preprocess checks it).
-    _add_tensor(config.input, DIMENSIONS, mc.TYPE_INT32, [1], optional=True)
+    # DIMENSIONS on every model, so that each refuses a size it was not trained for by name (preprocess checks it).
+    for name in OPTIONAL_INT_INPUTS:
+        _add_tensor(config.input, name, mc.TYPE_INT32, [1], optional=True)
+
+
+def _chunk_outputs(collection) -> None:
+    for name in CHUNK_OUTPUTS:
+        _add_tensor(collection, name, mc.TYPE_INT32, [2] if name in (CHUNK_TOKENS, CHUNK_CHARS) else [1])
 
 
 def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
@@ -168,8 +195,9 @@ def preprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfi
     for name in spec.encoder_inputs:
         _add_tensor(config.output, name, mc.TYPE_INT64, [-1])
     _add_tensor(config.output, TOKEN_COUNT, mc.TYPE_INT32, [1])
-    if has_postprocess(spec):
-        _add_tensor(config.output, SIZES, mc.TYPE_INT32, [1])
+    _add_tensor(config.output, SIZES, mc.TYPE_INT32, [1])
+    _add_tensor(config.output, OUTPUT_ROW, mc.TYPE_INT32, [1])
+    _chunk_outputs(config.output)
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     # Its batcher is the layout's plain one: model_repository/preprocess/config.pbtxt says why.
     config.parameters["tokenizer_threads"].string_value = str(options.tokenizer_threads)
@@ -240,53 +268,61 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
     return config
 
 
-def postprocess_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
-    """The DIMENSIONS cut: the encoder's vector and the row's size in, the renormalised prefix out."""
+def _storage_outputs(collection, types: tuple[str, ...]) -> None:
+    for kind in types:  # a request's width is the size it asked for, a binary one an eighth of it
+        _add_tensor(collection, EMBEDDING_OUTPUTS[kind], _TYPE_DTYPES[kind], [-1])
+
+
+def postprocess_config(spec: ModelSpec, options: ServingOptions, calibrated: bool = False) -> mc.ModelConfig:
+    """The encoder's vector, the row's size and its output row in; EMBEDDING and its storage types out."""
     config = _start(layout.POSTPROCESS, postprocess_name(spec), options)
     _add_tensor(config.input, DENSE, mc.TYPE_FP32, [spec.dim])
     _add_tensor(config.input, SIZES, mc.TYPE_INT32, [1])
-    _add_tensor(config.output, DENSE, mc.TYPE_FP32, [-1])
+    _add_tensor(config.input, OUTPUT_ROW, mc.TYPE_INT32, [1])
+    _storage_outputs(config.output, served_types(calibrated))
     config.instance_group.add(count=options.preprocess_instances, kind=mc.ModelInstanceGroup.KIND_CPU)
     return config
 
 
-def ensemble_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
+def ensemble_config(spec: ModelSpec, options: ServingOptions, calibrated: bool = False) -> mc.ModelConfig:
     config = _start(layout.ENSEMBLE, spec.name, options)
     _request_inputs(config)
     outputs = encoder_outputs(spec)
-    post = has_postprocess(spec)
+    types = served_types(calibrated)
+    _storage_outputs(config.output, types)
     for output in outputs:
-        # After the cut, a request's width is the size it asked for.
-        dims = [-1] if post and output.name == DENSE else list(output.dims)
-        _add_tensor(config.output, output.public, mc.TYPE_FP32, dims)
+        if output.name != DENSE:
+            _add_tensor(config.output, output.public, mc.TYPE_FP32, list(output.dims))
     _add_tensor(config.output, TOKEN_COUNT, mc.TYPE_INT32, [1])
+    _chunk_outputs(config.output)
     # Per-token outputs (BGE-M3's sparse weights) only mean something next to the ids they weigh: the
     # ensemble then also returns input_ids, under the public name TOKEN_IDS.
     per_token = any(o.per_token for o in outputs)
     if per_token:
         _add_tensor(config.output, TOKEN_IDS, mc.TYPE_INT64, [-1])
-    _spec_parameter(config, spec)
+    _spec_parameter(config, spec, {SERVED_TYPES_KEY: list(types)})
     if options.response_cache:
         config.response_cache.enable = True
     steps = config.ensemble_scheduling.step
     pre = steps.add(model_name=preprocess_name(spec), model_version=-1)
-    for name in (TEXT, *OPTIONAL_TEXT_INPUTS, DIMENSIONS):
+    for name in (TEXT, *OPTIONAL_TEXT_INPUTS, *OPTIONAL_INT_INPUTS):
         pre.input_map[name] = name
     between = {name: name for name in spec.encoder_inputs}
     if per_token:
         between[INPUT_IDS] = TOKEN_IDS
     for name, tensor in between.items():
         pre.output_map[name] = tensor
-    pre.output_map[TOKEN_COUNT] = TOKEN_COUNT
+    for name in (TOKEN_COUNT, *CHUNK_OUTPUTS, SIZES, OUTPUT_ROW):
+        pre.output_map[name] = name
     enc = steps.add(model_name=encoder_name(spec), model_version=-1)
     for name, tensor in between.items():
         enc.input_map[name] = tensor
     for output in outputs:
-        enc.output_map[output.name] = FULL_EMBEDDING if post and output.name == DENSE else output.public
-    if post:
-        pre.output_map[SIZES] = SIZES
-        cut = steps.add(model_name=postprocess_name(spec), model_version=-1)
-        cut.input_map[DENSE] = FULL_EMBEDDING
-        cut.input_map[SIZES] = SIZES
-        cut.output_map[DENSE] = EMBEDDING
+        enc.output_map[output.name] = FULL_EMBEDDING if output.name == DENSE else output.public
+    post = steps.add(model_name=postprocess_name(spec), model_version=-1)
+    post.input_map[DENSE] = FULL_EMBEDDING
+    post.input_map[SIZES] = SIZES
+    post.input_map[OUTPUT_ROW] = OUTPUT_ROW
+    for kind in types:
+        post.output_map[EMBEDDING_OUTPUTS[kind]] = EMBEDDING_OUTPUTS[kind]
     return config

@@ -1,5 +1,4 @@
-"""Writes a model's Triton models (ensemble, preprocess, encoder; postprocess for Matryoshka models) into a
-repository folder."""
+"""Writes a model's Triton models (ensemble, preprocess, encoder, postprocess) into a repository folder."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from instruct_embed import runtime
 from instruct_embed.catalog import ModelSpec
-from instruct_embed.runtime.contract import POSTPROCESS, PREPROCESS
+from instruct_embed.runtime.contract import INT8_RANGES_FILE, POSTPROCESS, PREPROCESS
 from instruct_embed.runtime.encoder_step import WEIGHTS_DIR
 from instruct_embed.runtime.preprocess import TOKENIZER_FILE
 
@@ -18,7 +17,6 @@ from .configs import (
     ServingOptions,
     encoder_config,
     ensemble_config,
-    has_postprocess,
     postprocess_config,
     postprocess_name,
     preprocess_config,
@@ -34,16 +32,18 @@ RUNTIME_PACKAGE = "instruct_embed_runtime"  # the runtime package's name inside 
 @dataclass(frozen=True)
 class ModelArtifacts:
     """What rendering copies in: the tokenizer and the encoder file (ONNX graph or TensorRT plan); for the cuda
-    target, the transformers folder its PyTorch module loads."""
+    target, the transformers folder its PyTorch module loads; the calibrated int8 ranges (prepare measures them;
+    without them the model serves float and binary only)."""
 
     tokenizer_json: Path
     encoder_file: Path | None = None
     hf_dir: Path | None = None
+    int8_ranges: Path | None = None
 
 
 def rendered_models(repository: Path, name: str) -> tuple[str, ...]:
-    """The ensemble `name` and the steps its rendered config runs, as a server must load them (a miniature may
-    have fewer steps than its full model: no postprocess where it is too narrow for any Matryoshka size)."""
+    """The ensemble `name` and the steps its rendered config runs, as a server must load them (a repository
+    rendered by an older version may lack the postprocess step)."""
     ensemble = read_config(repository / name / "config.pbtxt")
     return (name, *(step.model_name for step in ensemble.ensemble_scheduling.step))
 
@@ -99,23 +99,23 @@ def _python_model(model_dir: Path, kind: str) -> Path:
     return version_dir
 
 
-def render_postprocess(spec: ModelSpec, repository: Path, options: ServingOptions) -> list[Path]:
-    """The postprocess step's folder where `spec` has one (written afresh), else nothing (an old one removed)."""
+def render_postprocess(spec: ModelSpec, repository: Path, options: ServingOptions, int8_ranges: Path | None) -> Path:
+    """The postprocess step's folder, written afresh, with the int8 ranges where they were calibrated."""
     folder = repository / postprocess_name(spec)
     if folder.exists():
         shutil.rmtree(folder)
-    if not has_postprocess(spec):
-        return []
-    write_config(postprocess_config(spec, options), folder)
-    _python_model(folder, POSTPROCESS)
-    return [folder]
+    write_config(postprocess_config(spec, options, calibrated=int8_ranges is not None), folder)
+    version_dir = _python_model(folder, POSTPROCESS)
+    if int8_ranges is not None:
+        shutil.copyfile(int8_ranges, version_dir / INT8_RANGES_FILE)
+    return folder
 
 
 def render_model(
     spec: ModelSpec, artifacts: ModelArtifacts, repository: Path, options: ServingOptions = ServingOptions()
 ) -> list[Path]:
-    """Render `spec` into `repository`; returns the model folders (ensemble, preprocess, encoder, then the
-    postprocess step where the model has one). Re-rendering replaces them."""
+    """Render `spec` into `repository`; returns the model folders (ensemble, preprocess, encoder, postprocess).
+    Re-rendering replaces them."""
     if options.target is EncoderTarget.TENSORRT:
         raise ValueError(
             f"{spec.name}: a tensorrt_plan encoder is rendered from its built plans (instruct-embed build-engine, "
@@ -127,9 +127,9 @@ def render_model(
     for folder in (ensemble_dir, preprocess_dir, encoder_dir):
         if folder.exists():
             shutil.rmtree(folder)
-    post = render_postprocess(spec, repository, options)
+    post = [render_postprocess(spec, repository, options, artifacts.int8_ranges)]
 
-    write_config(ensemble_config(spec, options), ensemble_dir)
+    write_config(ensemble_config(spec, options, calibrated=artifacts.int8_ranges is not None), ensemble_dir)
     (ensemble_dir / VERSION).mkdir(parents=True, exist_ok=True)
 
     write_config(preprocess_config(spec, options), preprocess_dir)

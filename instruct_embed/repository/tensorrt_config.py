@@ -81,8 +81,10 @@ def gpu_preprocess_config(
     return config
 
 
-def gpu_ensemble_config(spec: ModelSpec, plan: BatchingPlan, options: GpuServingOptions) -> mc.ModelConfig:
-    config = ensemble_config(spec, cpu_step_options(plan, options))
+def gpu_ensemble_config(
+    spec: ModelSpec, plan: BatchingPlan, options: GpuServingOptions, calibrated: bool = False
+) -> mc.ModelConfig:
+    config = ensemble_config(spec, cpu_step_options(plan, options), calibrated)
     _spec_parameter(config, max_length=plan.max_sequence)
     return config
 

@@ -52,13 +52,13 @@ def render_tensorrt_model(
     profiles: Sequence[Profile],
     signature: GraphSignature,
     options: GpuServingOptions = GpuServingOptions(),
+    int8_ranges: Path | None = None,
 ) -> list[Path]:
     """Render `spec` for the tensorrt_plan backend; `engines` maps compute capability ('9.0') to a built plan.
 
-    Returns the model folders (ensemble, preprocess, encoder, then any postprocess step); re-rendering replaces
-    them.
+    Returns the model folders (ensemble, preprocess, encoder, postprocess); re-rendering replaces them.
     """
-    ensemble = gpu_ensemble_config(spec, plan, options)
+    ensemble = gpu_ensemble_config(spec, plan, options, calibrated=int8_ranges is not None)
     preprocess = gpu_preprocess_config(spec, plan, options, signature.input_names, signature.inputs[0].dtype)
     ensemble_dir, preprocess_dir = repository / ensemble.name, repository / preprocess.name
     warmups = tensorrt_warmups(spec, tokenizer_json, plan, signature) if options.warmup else []
@@ -78,8 +78,8 @@ def render_tensorrt_model(
     for path in engines.values():
         _link_or_copy(path, version_dir / path.name)
     write_warmup_files(encoder_dir, warmups)
-    post = render_postprocess(spec, repository, cpu_step_options(plan, options))
-    return [ensemble_dir, preprocess_dir, encoder_dir, *post]
+    post = render_postprocess(spec, repository, cpu_step_options(plan, options), int8_ranges)
+    return [ensemble_dir, preprocess_dir, encoder_dir, post]
 
 
 def render_ort_tensorrt_ep_model(
@@ -101,7 +101,8 @@ def render_ort_tensorrt_ep_model(
     )
     folders = render_model(spec, artifacts, repository, serving)
     ensemble_dir, preprocess_dir, encoder_dir = folders[:3]
-    write_config(gpu_ensemble_config(spec, plan, options), ensemble_dir)
+    calibrated = artifacts.int8_ranges is not None
+    write_config(gpu_ensemble_config(spec, plan, options, calibrated), ensemble_dir)
     write_config(gpu_preprocess_config(spec, plan, options, input_names, "int64"), preprocess_dir)
     warmups = (
         warmup_samples(spec, artifacts.tokenizer_json, warmup_corners(plan), input_names, "int64")

@@ -7,7 +7,7 @@ the real length always comes from the encoding's own attention mask.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +39,15 @@ class TokenizerSettings:
         )
 
 
+@dataclass(frozen=True)
+class Window:
+    """One CHUNK window of a text: its row in the batch, and its [start, end) in the text's tokens and characters."""
+
+    text: int
+    tokens: tuple[int, int]
+    chars: tuple[int, int]
+
+
 @dataclass
 class TokenBatch:
     """Padded int64 arrays of shape [n, length], and the real token count per text."""
@@ -48,6 +57,8 @@ class TokenBatch:
     token_type_ids: np.ndarray
     token_counts: np.ndarray  # int32 [n]
     pool_mask: np.ndarray | None = None  # attention_mask with the instruction zeroed, where the model asks
+
+    windows: tuple[Window, ...] = ()  # CHUNK: one per row; empty: each row is its text, whole or truncated
 
     def feed(self, names: Sequence[str]) -> dict[str, np.ndarray]:
         """The encoder's inputs `names` (the spec's encoder_inputs), by their tensor names."""
@@ -64,6 +75,26 @@ class TokenBatch:
                 raise RequestError(f"the tokenizer produced no {name} for this model")
             feed[name] = tensor
         return feed
+
+
+def plan_windows(count: int, room: int, overlap: int, starts_word: Callable[[int], bool]) -> list[tuple[int, int]]:
+    """[start, end) windows of at most `room` over `count` tokens, covering each, neighbours sharing at least
+    `overlap`; an edge moves back to a word's start (`starts_word(k)`: token k begins one) found in the last quarter
+    of the window, else stays where the budget puts it."""
+    if count <= room:
+        return [(0, count)]
+    windows: list[tuple[int, int]] = []
+    start = 0
+    while True:
+        end = min(start + room, count)
+        if end < count:
+            end = next((k for k in range(end, start + room - room // 4, -1) if starts_word(k)), end)
+        windows.append((start, end))
+        if end >= count:
+            return windows
+        step = end - overlap
+        aligned = next((k for k in range(step, max(start, step - room // 4), -1) if starts_word(k)), step)
+        start = max(aligned, start + 1)
 
 
 class PromptTokenizer:
@@ -141,6 +172,56 @@ class PromptTokenizer:
             pending, chars = too_short, chars * 2
         instruction_lengths = self._instruction_lengths(prompts) if self.settings.mask_instruction else None
         return self._pad(rows, instruction_lengths)
+
+    def encode_windows(self, prompts: Sequence[Prompt], overlap: int) -> TokenBatch:
+        """Each prompt's text as token windows that fit the model, every window with the prompt's specials and
+        prefix (the template and instruction); neighbours share `overlap` text tokens, more where a window is moved
+        to a word's start. A text within the limit is one window. A window ends and starts where a word starts
+        when one is in its last quarter, so that no word is split and the window's characters tokenise as it."""
+        encodings = self._tokenizer.encode_batch(
+            [p.prefix + p.text for p in prompts], add_special_tokens=self.settings.add_special_tokens
+        )
+        rows: list[tuple[list[int], list[int]]] = []
+        windows: list[Window] = []
+        for index, (prompt, encoding) in enumerate(zip(prompts, encodings, strict=True)):
+            ids, types, offsets = encoding.ids, encoding.type_ids, encoding.offsets
+            full = prompt.prefix + prompt.text
+            prefix_tokens = self._prefix_tokens(ids, offsets, len(prompt.prefix.rstrip()))
+            lead, tail = self._special_edges(ids)
+            first, last = lead + prefix_tokens, len(ids) - tail  # the text's own tokens: ids[first:last]
+            room = self.budget - lead - tail - prefix_tokens
+            if room <= 0:
+                raise RequestError(
+                    f"text {index}: its template and instruction alone take {prefix_tokens} tokens, leaving no "
+                    f"room for the text within the model's limit of {self.budget}; send a shorter INSTRUCTION"
+                )
+            if not 0 <= overlap < room:
+                raise RequestError(
+                    f"CHUNK_OVERLAP {overlap} must be at least 0 and less than the {room} text tokens a window of "
+                    f"text {index} holds"
+                )
+
+            def starts_word(k: int, full: str = full, offsets: list = offsets, first: int = first) -> bool:
+                start = offsets[first + k][0]
+                return start == 0 or full[start - 1].isspace() or full[start].isspace()
+
+            for start, end in plan_windows(last - first, room, overlap, starts_word):
+                row_ids = ids[:first] + ids[first + start : first + end] + ids[last:]
+                row_types = types[:first] + types[first + start : first + end] + types[last:]
+                if self._append_id is not None:
+                    row_ids, row_types = [*row_ids, self._append_id], [*row_types, 0]
+                rows.append((row_ids, row_types))
+                chars = (0, 0)
+                if end > start:
+                    begin, finish = offsets[first + start][0], offsets[first + end - 1][1]
+                    chars = (max(0, begin - len(prompt.prefix)), max(0, finish - len(prompt.prefix)))
+                windows.append(Window(index, (start, end), chars))
+        padded = self._pad(
+            rows,
+            self._instruction_lengths([prompts[w.text] for w in windows]) if self.settings.mask_instruction else None,
+        )
+        padded.windows = tuple(windows)
+        return padded
 
     def _prefix_tokens(self, ids: list[int], offsets: list[tuple[int, int]], prefix_chars: int) -> int:
         """How many tokens after the leading specials lie wholly inside the prompt's prefix."""

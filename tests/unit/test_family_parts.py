@@ -87,26 +87,35 @@ def test_bge_m3_ensemble_returns_three_outputs_and_the_token_ids() -> None:
     spec = get_spec("bge-m3")
     ensemble = ensemble_config(spec, ServingOptions())
     outputs = {t.name: list(t.dims) for t in ensemble.output}
-    assert outputs == {
-        "EMBEDDING": [1024],
+    assert {k: v for k, v in outputs.items() if not k.startswith(("EMBEDDING_", "CHUNK_"))} == {
+        "EMBEDDING": [-1],
         "SPARSE_WEIGHTS": [-1],
         "COLBERT_VECTORS": [-1, 1024],
         "TOKEN_COUNT": [1],
         TOKEN_IDS: [-1],
     }
-    pre, enc = ensemble.ensemble_scheduling.step
+    pre, enc, post = ensemble.ensemble_scheduling.step
     assert pre.output_map["input_ids"] == TOKEN_IDS and enc.input_map["input_ids"] == TOKEN_IDS
     assert dict(enc.output_map) == {
-        "embedding": "EMBEDDING",
+        "embedding": "full_embedding",
         "sparse_weights": "SPARSE_WEIGHTS",
         "colbert_vectors": "COLBERT_VECTORS",
     }
+    assert post.output_map["EMBEDDING"] == "EMBEDDING"
     assert [o.per_token for o in encoder_outputs(spec)] == [False, True, True]
 
 
 def test_dense_models_keep_the_plain_wiring() -> None:
     ensemble = ensemble_config(get_spec("e5-mistral-7b-instruct"), ServingOptions())
-    assert {t.name for t in ensemble.output} == {"EMBEDDING", "TOKEN_COUNT"}
+    assert {t.name for t in ensemble.output} == {
+        "EMBEDDING",
+        "EMBEDDING_BINARY",
+        "EMBEDDING_UBINARY",
+        "TOKEN_COUNT",
+        "CHUNK_TEXT",
+        "CHUNK_TOKENS",
+        "CHUNK_CHARS",
+    }
     assert ensemble.ensemble_scheduling.step[1].input_map["input_ids"] == "input_ids"
 
 

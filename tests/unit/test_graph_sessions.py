@@ -151,7 +151,7 @@ def test_a_bf16_graph_is_refused_with_both_reasons_where_neither_runtime_can_run
     with pytest.raises(
         validate.UnsupportedOnCpu, match=r"no bf16 kernels.*this CPU has no bf16 units.*model.bf16.onnx"
     ):
-        validate._cpu_encoder(get_spec("multilingual-e5-small"), path, "fp32")
+        validate.cpu_encoder_for(get_spec("multilingual-e5-small"), path, "fp32")
 
 
 @needs_bf16
@@ -159,7 +159,7 @@ def test_a_bf16_graph_runs_on_openvino_for_validation(tmp_path: Path) -> None:
     import instruct_embed.export.validate as validate
 
     path = Path(bf16_graph(tmp_path / "model.bf16.onnx"))
-    encoder = validate._cpu_encoder(get_spec("multilingual-e5-small"), path, "fp32")
+    encoder = validate.cpu_encoder_for(get_spec("multilingual-e5-small"), path, "fp32")
     assert encoder.settings.precision == "bf16"
     ids = np.array([[1, 2, 3]], dtype=np.int64)
     assert np.array_equal(encoder.run({"input_ids": ids})["embedding"], 2.0 * ids)

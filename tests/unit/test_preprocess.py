@@ -25,9 +25,13 @@ def column(*values: bytes) -> np.ndarray:
 
 def test_outputs_are_the_encoder_inputs_and_token_counts(preprocessor: Preprocessor) -> None:
     out = preprocessor(column(b"a b", b"a"), role=column(b"query", b"document"))
-    assert set(out) == {"input_ids", "attention_mask", "TOKEN_COUNT"}
+    steps = {"dimensions", "output_row"}  # for the postprocess step
+    assert set(out) == {"input_ids", "attention_mask", "TOKEN_COUNT", "CHUNK_TEXT", "CHUNK_TOKENS", "CHUNK_CHARS"} | steps
     assert out["input_ids"].dtype == np.int64 and out["TOKEN_COUNT"].dtype == np.int32
     assert out["TOKEN_COUNT"].shape == (2, 1)
+    # Not chunked: each row is its own output row and its text, with no spans.
+    assert out["output_row"].reshape(-1).tolist() == out["CHUNK_TEXT"].reshape(-1).tolist() == [0, 1]
+    assert (out["CHUNK_TOKENS"] == -1).all() and (out["CHUNK_CHARS"] == -1).all()
 
 
 def test_invalid_utf8_names_the_row(preprocessor: Preprocessor) -> None:

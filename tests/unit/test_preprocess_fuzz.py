@@ -154,7 +154,9 @@ def test_any_unicode_text_embeds_when_truncation_is_allowed(
 
 def check_well_formed(preprocessor: Preprocessor, outputs: dict[str, np.ndarray], rows: int) -> None:
     names = set(preprocessor.output_names)
-    assert set(outputs) == names | {"TOKEN_COUNT"}
+    per_row = {"TOKEN_COUNT", "CHUNK_TEXT", "CHUNK_TOKENS", "CHUNK_CHARS", "dimensions", "output_row"}
+    assert set(outputs) == names | per_row
+    assert all(outputs[name].shape[0] == rows for name in per_row)
     counts = outputs["TOKEN_COUNT"]
     assert counts.shape == (rows, 1) and counts.dtype == np.int32
     mask = outputs["attention_mask"]

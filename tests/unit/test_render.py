@@ -13,6 +13,7 @@ from instruct_embed.repository.configs import (
     ServingOptions,
     encoder_config,
     ensemble_config,
+    postprocess_config,
     preprocess_config,
     step_names,
     triton_models,
@@ -40,10 +41,15 @@ def test_ensemble_wires_preprocess_outputs_to_encoder_inputs(name: str, target: 
     for key, value in steps[1].input_map.items():
         produced = {v: k for k, v in steps[0].output_map.items()}[value]
         assert pre_outputs[produced] == enc_inputs[key]
-    # A Matryoshka model's EMBEDDING is as wide as the request asks (the postprocess step's cut).
-    width = [-1] if spec.matryoshka_dims else [spec.dim]
-    assert _names(ens.output)["EMBEDDING"] == (mc.TYPE_FP32, width)
+    # EMBEDDING is as wide as the request asks (the postprocess step's Matryoshka cut).
+    assert _names(ens.output)["EMBEDDING"] == (mc.TYPE_FP32, [-1])
     assert _names(enc.output)["embedding"] == (mc.TYPE_FP32, [spec.dim])
+    # Every tensor the postprocess step consumes comes from an earlier step, with the same dtype and dims.
+    post = {s.model_name: s for s in steps}[f"{spec.name}_postprocess"]
+    produced = {v: (k, i) for i, step in enumerate(steps[:2]) for k, v in step.output_map.items()}
+    for key, value in post.input_map.items():
+        name, step = produced[value]
+        assert _names((pre, enc)[step].output)[name][0] == _names(postprocess_config(spec, options).input)[key][0]
     assert ens.max_batch_size <= min(pre.max_batch_size, enc.max_batch_size)
     assert enc.HasField("dynamic_batching")
 
@@ -51,12 +57,34 @@ def test_ensemble_wires_preprocess_outputs_to_encoder_inputs(name: str, target: 
 def test_public_contract_of_the_ensemble() -> None:
     ens = ensemble_config(get_spec("multilingual-e5-small"), ServingOptions())
     inputs = {t.name: t for t in ens.input}
-    assert list(inputs) == ["TEXT", "ROLE", "TASK", "INSTRUCTION", "TRUNCATE", "INSTRUCTION_KIND", "DIMENSIONS"]
+    assert list(inputs) == [
+        "TEXT",
+        "ROLE",
+        "TASK",
+        "INSTRUCTION",
+        "TRUNCATE",
+        "INSTRUCTION_KIND",
+        "CHUNK",
+        "DIMENSIONS",
+        "CHUNK_OVERLAP",
+    ]
     assert not inputs["TEXT"].optional and all(inputs[n].optional for n in list(inputs)[1:])
     assert all(list(t.dims) == [1] for t in ens.input)
-    assert all(t.data_type == mc.TYPE_STRING for t in ens.input if t.name != "DIMENSIONS")
-    assert inputs["DIMENSIONS"].data_type == mc.TYPE_INT32
-    assert _names(ens.output)["TOKEN_COUNT"] == (mc.TYPE_INT32, [1])
+    integers = ("DIMENSIONS", "CHUNK_OVERLAP")
+    assert all(t.data_type == mc.TYPE_STRING for t in ens.input if t.name not in integers)
+    assert all(inputs[n].data_type == mc.TYPE_INT32 for n in integers)
+    outputs = _names(ens.output)
+    assert outputs["TOKEN_COUNT"] == (mc.TYPE_INT32, [1])
+    assert outputs["CHUNK_TEXT"] == (mc.TYPE_INT32, [1])
+    assert outputs["CHUNK_TOKENS"] == outputs["CHUNK_CHARS"] == (mc.TYPE_INT32, [2])
+    # Uncalibrated: float and the sign bits; calibrated ranges add int8 and uint8, and the spec lists them.
+    assert outputs["EMBEDDING_BINARY"] == (mc.TYPE_INT8, [-1]) and outputs["EMBEDDING_UBINARY"] == (mc.TYPE_UINT8, [-1])
+    assert "EMBEDDING_INT8" not in outputs
+    calibrated = ensemble_config(get_spec("multilingual-e5-small"), ServingOptions(), calibrated=True)
+    assert _names(calibrated.output)["EMBEDDING_INT8"] == (mc.TYPE_INT8, [-1])
+    assert _names(calibrated.output)["EMBEDDING_UINT8"] == (mc.TYPE_UINT8, [-1])
+    listed = json.loads(calibrated.parameters[SPEC_PARAMETER].string_value)["embedding_types"]
+    assert listed == ["float", "int8", "uint8", "binary", "ubinary"]
 
 
 def test_spec_travels_in_the_config_parameters() -> None:
@@ -84,7 +112,13 @@ def test_render_writes_a_complete_repository(tmp_path: Path) -> None:
     (tmp_path / "model.fp32.onnx.data").write_bytes(b"weights")
     repo = tmp_path / "repo"
     folders = render_model(spec, ModelArtifacts(tokenizer, graph), repo)
-    assert [f.name for f in folders] == [spec.name, f"{spec.name}_preprocess", f"{spec.name}_encoder"]
+    assert [f.name for f in folders] == [
+        spec.name,
+        f"{spec.name}_preprocess",
+        f"{spec.name}_encoder",
+        f"{spec.name}_postprocess",
+    ]
+    assert not (folders[-1] / "1" / "int8_ranges.json").exists(), "prepare measures ranges; none were given"
     pre = repo / f"{spec.name}_preprocess" / "1"
     assert (pre / "model.py").exists() and (pre / "tokenizer.json").exists()
     assert (pre / "instruct_embed_runtime" / "preprocess.py").exists()
@@ -114,14 +148,16 @@ def test_a_matryoshka_model_gets_a_postprocess_step_wired_after_the_encoder(tmp_
     assert sizes.optional and sizes.data_type == mc.TYPE_INT32
     pre, enc, post = ensemble.ensemble_scheduling.step
     assert pre.output_map["dimensions"] == post.input_map["dimensions"]
+    assert pre.output_map["output_row"] == post.input_map["output_row"]
     assert enc.output_map["embedding"] == post.input_map["embedding"] != "EMBEDDING"
-    assert post.output_map["embedding"] == "EMBEDDING"
-    # A model without sizes keeps two steps, and re-rendering removes a postprocess step left over.
-    (repo / "all-MiniLM-L6-v2_postprocess").mkdir()
-    plain = render_model(
-        get_spec("all-MiniLM-L6-v2"), ModelArtifacts(tmp_path / "tokenizer.json", tmp_path / "model.onnx"), repo
-    )
-    assert len(plain) == 3 and not (repo / "all-MiniLM-L6-v2_postprocess").exists()
+    assert post.output_map["EMBEDDING"] == "EMBEDDING"
+    # Calibrated ranges travel into the postprocess step's folder, and its config serves int8.
+    ranges = tmp_path / "ranges.json"
+    ranges.write_text('{"widths": {}}')
+    artifacts = ModelArtifacts(tmp_path / "tokenizer.json", tmp_path / "model.onnx", int8_ranges=ranges)
+    calibrated = render_model(spec, artifacts, repo)
+    assert (calibrated[-1] / "1" / "int8_ranges.json").read_text() == ranges.read_text()
+    assert "EMBEDDING_INT8" in {o.name for o in read_config(calibrated[-1] / "config.pbtxt").output}
 
 
 def test_a_runtime_copy_from_another_version_is_detected(tmp_path: Path) -> None:
@@ -129,7 +165,7 @@ def test_a_runtime_copy_from_another_version_is_detected(tmp_path: Path) -> None
     (tmp_path / "tokenizer.json").write_text("{}")
     (tmp_path / "model.onnx").write_bytes(b"onnx")
     repo = tmp_path / "repo"
-    ensemble, preprocess, encoder = render_model(
+    ensemble, preprocess, encoder, _ = render_model(
         spec, ModelArtifacts(tmp_path / "tokenizer.json", tmp_path / "model.onnx"), repo
     )
     assert not runtime_differs(preprocess) and not runtime_differs(encoder)
