@@ -4,6 +4,7 @@ from .async_client import AsyncEmbedClient
 from .errors import EmbedError, InvalidRequest, ModelNotFound, ServerError, ServerUnavailable
 from .request import Item, ServedModel
 from .sync_client import EmbedClient, encode
+from .windows import TextWindows
 
 __all__ = [
     "AsyncEmbedClient",
@@ -15,5 +16,6 @@ __all__ = [
     "ServedModel",
     "ServerError",
     "ServerUnavailable",
+    "TextWindows",
     "encode",
 ]

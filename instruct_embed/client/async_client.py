@@ -11,6 +11,7 @@ import numpy as np
 
 from .core import Call, ClientCore, Retry, Run, Script
 from .request import ServedModel, Texts
+from .windows import TextWindows
 
 T = TypeVar("T")
 
@@ -128,8 +129,11 @@ class AsyncEmbedClient(ClientCore):
         instruction_kind: str | None = None,
         truncate: str = "end",
         dimensions: int | None = None,
+        output_type: str = "float",
+        chunk: str | None = None,
+        chunk_overlap: int | None = None,
     ) -> np.ndarray:
-        """As EmbedClient.encode: float32 [n, dim] in input order."""
+        """As EmbedClient.encode: [n, width] of the output type asked for, in input order."""
         vectors, _ = await self.encode_with_counts(
             model,
             texts,
@@ -140,11 +144,20 @@ class AsyncEmbedClient(ClientCore):
             instruction_kind=instruction_kind,
             truncate=truncate,
             dimensions=dimensions,
+            output_type=output_type,
+            chunk=chunk,
+            chunk_overlap=chunk_overlap,
         )
         return vectors
 
     async def encode_with_counts(self, model: str, texts: Texts, **options: Any) -> tuple[np.ndarray, np.ndarray]:
         return await self._drive(self._encode(model, texts, options))
+
+    async def encode_windows(self, model: str, texts: Texts, **options: Any) -> list[TextWindows]:
+        """CHUNK windows: each text as token windows of at most the model's limit, every window embedded with the
+        text's template, neighbours sharing `chunk_overlap` tokens (default 32); one TextWindows per text, in input
+        order. Takes encode's other options. One text per request."""
+        return await self._drive(self._encode_windows(model, texts, options))
 
     async def encode_queries(self, model: str, texts: Texts, **options: Any) -> np.ndarray:
         return await self.encode(model, texts, role="query", **options)

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from instruct_embed.runtime.contract import DEFAULT_ROLE, DEFAULT_TRUNCATE, INSTRUCTION_KINDS, ROLES, TRUNCATE_MODES
+from instruct_embed.runtime.contract import (
+    CHUNK_MODES,
+    DEFAULT_ROLE,
+    DEFAULT_TRUNCATE,
+    EMBEDDING_TYPES,
+    FLOAT,
+    INSTRUCTION_KINDS,
+    ROLES,
+    TRUNCATE_MODES,
+    WINDOWS,
+)
 
 from .errors import EmbedError
 from .request import ServedModel
@@ -51,6 +61,20 @@ def register_client_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dimensions", type=int, help="a Matryoshka size of the model (`models` lists them): the first n, renormalised"
     )
+    p.add_argument(
+        "--output-type",
+        default=FLOAT,
+        choices=EMBEDDING_TYPES,
+        help="the storage type the server returns: int8 / uint8 over the model's calibrated ranges, binary / ubinary "
+        "its sign bits packed 8 per byte (integers in the JSON)",
+    )
+    p.add_argument(
+        "--chunk",
+        choices=CHUNK_MODES,
+        help="a text over the model's limit as token windows instead of cut: mean writes one line per text (the "
+        "windows' mean, renormalised), windows one line per window with its token and character spans",
+    )
+    p.add_argument("--chunk-overlap", type=int, help="text tokens neighbouring windows share (default 32)")
     p.add_argument("--output", type=Path, help="write JSONL here instead of stdout")
     _connection_flags(p)
     p.set_defaults(handler=cmd_encode)
@@ -108,11 +132,22 @@ def cmd_encode(args: argparse.Namespace) -> int:
         with EmbedClient(args.url, args.protocol) as client:
             for role in dict.fromkeys(e.role for e in entries):
                 group = [(i, e) for i, e in enumerate(entries) if e.role == role]
-                vectors, counts = client.encode_with_counts(
-                    args.model, [e.text for _, e in group], role=role, task=args.task,
-                    instruction=args.instruction, instruction_kind=args.instruction_kind, truncate=args.truncate,
-                    dimensions=args.dimensions,
-                )  # fmt: skip
+                options = dict(role=role, task=args.task, instruction=args.instruction,
+                               instruction_kind=args.instruction_kind, truncate=args.truncate,
+                               dimensions=args.dimensions, output_type=args.output_type,
+                               chunk_overlap=args.chunk_overlap)  # fmt: skip
+                texts = [e.text for _, e in group]
+                if args.chunk == WINDOWS:
+                    per_text = client.encode_windows(args.model, texts, **options)
+                    for (index, entry), windows in zip(group, per_text, strict=True):
+                        for k in range(len(windows)):
+                            record = {"index": index, "id": entry.id, "role": role, "window": k,
+                                      "tokens": int(windows.token_counts[k]), "token_span": windows.tokens[k].tolist(),
+                                      "char_span": windows.chars[k].tolist(),
+                                      "embedding": windows.vectors[k].tolist()}  # fmt: skip
+                            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    continue
+                vectors, counts = client.encode_with_counts(args.model, texts, chunk=args.chunk, **options)
                 for (index, entry), vector, count in zip(group, vectors, counts, strict=True):
                     record = {"index": index, "id": entry.id, "role": role, "text": entry.text,
                               "tokens": int(count), "embedding": vector.tolist()}  # fmt: skip
@@ -149,7 +184,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                                   "query_template": model.query_template,
                                   "document_template": model.document_template,
                                   "symmetric_template": model.symmetric_template,
-                                  "default_task": model.default_task, "tasks": served_tasks(model)}))  # fmt: skip
+                                  "default_task": model.default_task, "tasks": served_tasks(model),
+                                  "embedding_types": list(model.embedding_types)}))  # fmt: skip
     except EmbedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

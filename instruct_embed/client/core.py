@@ -18,10 +18,10 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from instruct_embed.runtime.contract import EMBEDDING, TOKEN_COUNT
+from instruct_embed.runtime.contract import CHUNK_CHARS, CHUNK_TEXT, CHUNK_TOKENS, TOKEN_COUNT, WINDOWS
 from instruct_embed.server.repository_api import marked_for_reload
 
-from .batching import plan_chunks, reassemble
+from .batching import Chunk, plan_chunks, reassemble
 from .endpoints import Endpoints, means_endpoint_down
 from .errors import EmbedError, ServerUnavailable
 from .request import (
@@ -36,6 +36,7 @@ from .request import (
     texts_of,
 )
 from .transport import DEFAULT_URLS, classify, failures, triton_module
+from .windows import TextWindows, in_order, split_by_text
 
 T = TypeVar("T")
 
@@ -194,9 +195,13 @@ class ClientCore:
         return Call("get_model_config", (name,), {}, name, endpoint, read=dict)
 
     def _infer_call(self, model: str, texts: list[str], request: EncodeRequest) -> Call:
-        kwargs = {"outputs": requested_outputs(self._module), "priority": request.priority, **self._timed}
+        kwargs = {"outputs": requested_outputs(self._module, request), "priority": request.priority, **self._timed}
         inputs = build_inputs(self._module, texts, request)
-        return Call("infer", (model, inputs), kwargs, model, read=_vectors_and_counts)
+        if request.chunk == WINDOWS:
+            read: Callable[[Any], Any] = lambda result: _windows(result, request.output, len(texts))  # noqa: E731
+        else:
+            read = lambda result: _vectors_and_counts(result, request.output)  # noqa: E731
+        return Call("infer", (model, inputs), kwargs, model, read=read)
 
     # -- the scripts -------------------------------------------------------------------------------------------
     def _model(self, name: str) -> Script[ServedModel]:
@@ -230,18 +235,36 @@ class ClientCore:
                 continue  # a replica that cannot answer is not ready, whatever the failure
         return False
 
-    def _encode(self, model: str, texts: Texts, options: dict[str, Any]) -> Script[tuple[np.ndarray, np.ndarray]]:
-        """Sorted by length, cut into requests of at most max_batch_size, reassembled in the caller's order."""
+    def _planned(self, model: str, texts: Texts, options: dict[str, Any]) -> Script[_Plan]:
         values = texts_of(texts)  # before any request: a text with no UTF-8 form is the caller's error
         asked = EncodeRequest.make(**options)
         served = yield from self._model(model)
         request = asked.for_model(served)
+        # CHUNK turns a text into as many windows as it needs, and a request carries at most max_batch_size:
+        # one text per request (the server's batcher still runs the windows of concurrent requests together).
+        per_request = 1 if request.chunk else max(1, served.max_batch_size)
+        return _Plan(values, request, served, plan_chunks(values, per_request))
+
+    def _encode(self, model: str, texts: Texts, options: dict[str, Any]) -> Script[tuple[np.ndarray, np.ndarray]]:
+        """Sorted by length, cut into requests of at most max_batch_size, reassembled in the caller's order."""
+        plan = yield from self._planned(model, texts, options)
+        values, request, chunks = plan.values, plan.request, plan.chunks
+        if request.chunk == WINDOWS:
+            raise EmbedError("chunk='windows' returns several vectors per text: call encode_windows")
         if not values:
-            return np.zeros((0, request.dimensions or served.dim), np.float32), np.zeros((0,), np.int32)
-        chunks = plan_chunks(values, max(1, served.max_batch_size))
+            return np.zeros((0, request.width(plan.served)), request.dtype), np.zeros((0,), np.int32)
         answers = yield [self._infer_call(model, [values[i] for i in c.positions], request) for c in chunks]
         vectors = reassemble(chunks, [a[0] for a in answers], len(values))
         return vectors, reassemble(chunks, [a[1] for a in answers], len(values))
+
+    def _encode_windows(self, model: str, texts: Texts, options: dict[str, Any]) -> Script[list[TextWindows]]:
+        """CHUNK windows: each text's windows, in the caller's order."""
+        plan = yield from self._planned(model, texts, {**options, "chunk": WINDOWS})
+        if not plan.values:
+            return []
+        texts_of_request = [[plan.values[i] for i in c.positions] for c in plan.chunks]
+        answers = yield [self._infer_call(model, part, plan.request) for part in texts_of_request]
+        return in_order(answers, [c.positions for c in plan.chunks], len(plan.values))
 
     def _progress_bar(self, requests: int) -> Any:
         """A tqdm bar over an encode's requests, when asked for and there is more than one."""
@@ -252,5 +275,20 @@ class ClientCore:
         return tqdm(total=requests, unit="request", desc="encoding")
 
 
-def _vectors_and_counts(result: Any) -> tuple[np.ndarray, np.ndarray]:
-    return result.as_numpy(EMBEDDING), result.as_numpy(TOKEN_COUNT).reshape(-1)
+@dataclass(frozen=True)
+class _Plan:
+    """An encode call's texts, its request as sent to the served model, and the requests it is cut into."""
+
+    values: list[str]
+    request: EncodeRequest
+    served: ServedModel
+    chunks: list[Chunk]
+
+
+def _vectors_and_counts(result: Any, output: str) -> tuple[np.ndarray, np.ndarray]:
+    return result.as_numpy(output), result.as_numpy(TOKEN_COUNT).reshape(-1)
+
+
+def _windows(result: Any, output: str, texts: int) -> list[TextWindows]:
+    owner, tokens, chars = (result.as_numpy(name) for name in (CHUNK_TEXT, CHUNK_TOKENS, CHUNK_CHARS))
+    return split_by_text(texts, owner, result.as_numpy(output), tokens, chars, result.as_numpy(TOKEN_COUNT))

@@ -11,24 +11,39 @@ from typing import Any
 import numpy as np
 
 from instruct_embed.runtime.contract import (
+    BINARY,
+    CALIBRATED_TYPES,
+    CHUNK,
+    CHUNK_MODES,
+    CHUNK_OUTPUTS,
+    CHUNK_OVERLAP,
     DEFAULT_TRUNCATE,
     DIMENSIONS,
-    EMBEDDING,
+    EMBEDDING_OUTPUTS,
+    EMBEDDING_TYPES,
+    FLOAT,
     INSTRUCTION,
     INSTRUCTION_KIND,
+    INT8,
     RETRIEVAL,
     ROLE,
+    SERVED_TYPES_KEY,
     SPEC_PARAMETER,
     TASK,
     TEXT,
     TOKEN_COUNT,
     TRUNCATE,
+    UBINARY,
+    UINT8,
+    WINDOWS,
     is_step_name,
 )
 
 from .errors import InvalidRequest
 
 QUERY_PRIORITY = 1  # the rendered configs give bulk the last of their priority levels
+# The numpy type each storage type arrives in (the ensemble's outputs: repository/configs.py).
+OUTPUT_DTYPES = {FLOAT: np.float32, INT8: np.int8, UINT8: np.uint8, BINARY: np.int8, UBINARY: np.uint8}
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,9 @@ class EncodeRequest:
     priority: int = 0  # Triton priority level; 0 = the model's default (bulk). Queries go ahead at level 1.
     instruction_kind: str | None = None  # INSTRUCTION_KIND; None: the named task's kind, else retrieval
     dimensions: int | None = None  # DIMENSIONS: a Matryoshka size the server cuts EMBEDDING to; None: full width
+    output_type: str = FLOAT  # which storage type's output is asked for (EMBEDDING_TYPES)
+    chunk: str | None = None  # CHUNK windows | mean; None: one vector per text, cut per `truncate`
+    chunk_overlap: int | None = None  # CHUNK_OVERLAP; None: the server's default
 
     @classmethod
     def make(
@@ -90,18 +108,63 @@ class EncodeRequest:
         truncate: str = "end",
         priority: int | None = None,
         dimensions: int | None = None,
+        output_type: str = FLOAT,
+        chunk: str | None = None,
+        chunk_overlap: int | None = None,
     ) -> EncodeRequest:
-        """Checks nothing the server checks (roles, tasks, kinds, sizes): its errors name the allowed values.
+        """Checks the output type and chunk mode (they choose what is asked for) and nothing the server checks
+        (roles, tasks, kinds, sizes, overlaps): its errors name the allowed values.
 
         Unless `priority` is given, queries are sent at level 1, ahead of bulk documents (level 0: default).
         """
+        if output_type not in EMBEDDING_TYPES:
+            raise InvalidRequest(f"unknown output_type {output_type!r}; allowed: {', '.join(EMBEDDING_TYPES)}")
+        if chunk is not None and chunk not in CHUNK_MODES:
+            raise InvalidRequest(f"unknown chunk {chunk!r}; allowed: {', '.join(CHUNK_MODES)} (or None: truncate)")
         chosen = role or ("query" if is_query else "document")
         level = priority if priority is not None else (QUERY_PRIORITY if chosen == "query" else 0)
-        return cls(chosen, task or None, instruction or None, truncate, level, instruction_kind or None, dimensions)
+        return cls(
+            chosen,
+            task or None,
+            instruction or None,
+            truncate,
+            level,
+            instruction_kind or None,
+            dimensions,
+            output_type,
+            chunk,
+            chunk_overlap,
+        )
 
     def for_model(self, served: ServedModel) -> EncodeRequest:
-        """The request as sent to `served`: DIMENSIONS equal to its width asks for nothing, so it is not sent."""
+        """The request as sent to `served`: DIMENSIONS equal to its width asks for nothing, so it is not sent.
+        Raises InvalidRequest for a storage type `served` does not serve."""
+        if self.output_type not in served.embedding_types:
+            why = (
+                " (int8 and uint8 need the ranges `instruct-embed prepare` calibrates; this repository was rendered "
+                "without them)"
+                if self.output_type in CALIBRATED_TYPES
+                else ""
+            )
+            raise InvalidRequest(
+                f"output_type {self.output_type!r}: model '{served.name}' serves "
+                f"{', '.join(served.embedding_types)}{why}"
+            )
         return dataclasses.replace(self, dimensions=None) if self.dimensions == served.dim else self
+
+    @property
+    def output(self) -> str:
+        """The ensemble output that carries the vectors asked for."""
+        return EMBEDDING_OUTPUTS[self.output_type]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(OUTPUT_DTYPES[self.output_type])
+
+    def width(self, served: ServedModel) -> int:
+        """Components (or, for the sign-bit types, bytes) per vector in the answer."""
+        dim = self.dimensions or served.dim
+        return -(-dim // 8) if self.output_type in (BINARY, UBINARY) else dim
 
 
 @dataclass(frozen=True)
@@ -120,6 +183,7 @@ class ServedModel:
     outputs: tuple[str, ...] = ("dense",)
     symmetric_template: str = ""  # every text of a symmetric request gets it; "" (not served): the query template
     task_kinds: dict[str, str] = field(default_factory=dict)  # task name -> "retrieval" | "symmetric"
+    embedding_types: tuple[str, ...] = (FLOAT,)  # a server older than storage types serves float alone
 
     def __post_init__(self) -> None:
         # A server older than task kinds sends neither: its symmetric template is the query template, and every
@@ -146,6 +210,7 @@ def parse_config(name: str, config: Mapping[str, Any]) -> ServedModel:
         outputs=tuple(spec.get("outputs") or ("dense",)),
         symmetric_template=str(spec.get("symmetric_template") or ""),
         task_kinds={str(k): str(v) for k, v in (spec.get("task_kinds") or {}).items()},
+        embedding_types=tuple(spec.get(SERVED_TYPES_KEY) or (FLOAT,)),
     )
 
 
@@ -157,8 +222,8 @@ def _column(module: Any, name: str, values: list[str]) -> Any:
 
 
 def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[Any]:
-    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / INSTRUCTION_KIND / TRUNCATE when set; and
-    DIMENSIONS (INT32) when asked for."""
+    """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / INSTRUCTION_KIND / TRUNCATE / CHUNK when
+    set; and DIMENSIONS / CHUNK_OVERLAP (INT32) when asked for."""
     n = len(texts)
     inputs = [_column(module, TEXT, texts), _column(module, ROLE, [request.role] * n)]
     if request.task:
@@ -169,15 +234,20 @@ def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[
         inputs.append(_column(module, INSTRUCTION_KIND, [request.instruction_kind] * n))
     if request.truncate != DEFAULT_TRUNCATE:
         inputs.append(_column(module, TRUNCATE, [request.truncate] * n))
-    if request.dimensions is not None:
-        sizes = module.InferInput(DIMENSIONS, [n, 1], "INT32")
-        sizes.set_data_from_numpy(np.full((n, 1), request.dimensions, dtype=np.int32))
-        inputs.append(sizes)
+    if request.chunk:
+        inputs.append(_column(module, CHUNK, [request.chunk] * n))
+    for name, value in ((DIMENSIONS, request.dimensions), (CHUNK_OVERLAP, request.chunk_overlap)):
+        if value is not None:
+            tensor = module.InferInput(name, [n, 1], "INT32")
+            tensor.set_data_from_numpy(np.full((n, 1), value, dtype=np.int32))
+            inputs.append(tensor)
     return inputs
 
 
-def requested_outputs(module: Any) -> list[Any]:
-    return [module.InferRequestedOutput(EMBEDDING), module.InferRequestedOutput(TOKEN_COUNT)]
+def requested_outputs(module: Any, request: EncodeRequest) -> list[Any]:
+    """The vectors of the storage type asked for and the token counts; the spans too for CHUNK windows."""
+    names = [request.output, TOKEN_COUNT, *(CHUNK_OUTPUTS if request.chunk == WINDOWS else ())]
+    return [module.InferRequestedOutput(name) for name in names]
 
 
 def ensemble_candidates(index: Any, protocol: str) -> list[str]:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .core import Call, ClientCore, Retry, Run, Script
 from .request import ServedModel, Texts
+from .windows import TextWindows
 
 T = TypeVar("T")
 
@@ -155,6 +156,9 @@ class EmbedClient(ClientCore):
         instruction_kind: str | None = None,
         truncate: str = "end",
         dimensions: int | None = None,
+        output_type: str = "float",
+        chunk: str | None = None,
+        chunk_overlap: int | None = None,
     ) -> np.ndarray:
         """Embed `texts` (strings or Items); returns float32 [n, dim] in input order.
 
@@ -163,8 +167,12 @@ class EmbedClient(ClientCore):
         role's own, symmetric the model's symmetric template for every text, whatever its role (STS,
         classification, clustering); unset, it is the named task's kind, else retrieval. `dimensions` (sent as
         DIMENSIONS) has the server return the first n components renormalised, for the Matryoshka sizes the
-        model was trained for (others are refused, naming them). Raises InvalidRequest, ModelNotFound or
-        ServerUnavailable carrying the server's message.
+        model was trained for (others are refused, naming them). `output_type` picks the storage type the server
+        returns: float (float32), int8 / uint8 ([n, dim], over the model's calibrated ranges) or binary / ubinary
+        (sign bits packed 8 per byte, [n, ceil(dim / 8)], int8 / uint8). `chunk="mean"` embeds a text over the
+        model's limit as token windows (`chunk_overlap` tokens shared, default 32) and returns their mean,
+        renormalised, instead of cutting it (`encode_windows` returns the windows). Raises InvalidRequest,
+        ModelNotFound or ServerUnavailable carrying the server's message.
         """
         vectors, _ = self.encode_with_counts(
             model,
@@ -176,12 +184,21 @@ class EmbedClient(ClientCore):
             instruction_kind=instruction_kind,
             truncate=truncate,
             dimensions=dimensions,
+            output_type=output_type,
+            chunk=chunk,
+            chunk_overlap=chunk_overlap,
         )
         return vectors
 
     def encode_with_counts(self, model: str, texts: Texts, **options: Any) -> tuple[np.ndarray, np.ndarray]:
         """Like encode, also returning the token count of each text (int32 [n])."""
         return self._drive(self._encode(model, texts, options))
+
+    def encode_windows(self, model: str, texts: Texts, **options: Any) -> list[TextWindows]:
+        """CHUNK windows: each text as token windows of at most the model's limit, every window embedded with the
+        text's template, neighbours sharing `chunk_overlap` tokens (default 32); one TextWindows per text, in input
+        order. Takes encode's other options. One text per request."""
+        return self._drive(self._encode_windows(model, texts, options))
 
     def encode_queries(self, model: str, texts: Texts, **options: Any) -> np.ndarray:
         return self.encode(model, texts, role="query", **options)

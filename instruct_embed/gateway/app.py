@@ -89,10 +89,14 @@ def resolve_instruction_kind(input_type: str | None, instruction_kind: str | Non
     return instruction_kind or implied
 
 
-def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | list[int] | str:
+    """A vector as JSON: numbers, or base64 of its bytes (float32 little-endian; int8 / uint8 one byte each)."""
     if encoding_format == "base64":
-        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
-    return [float(x) for x in vector]
+        data = vector.astype("<f4") if vector.dtype.kind == "f" else vector
+        return base64.b64encode(np.ascontiguousarray(data).tobytes()).decode("ascii")
+    if vector.dtype.kind == "f":
+        return [float(x) for x in vector]
+    return [int(x) for x in vector]
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -192,6 +196,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                     symmetric_template=m.symmetric_template,
                     tasks=sorted(m.tasks),
                     task_kinds={name: m.task_kinds[name] for name in sorted(m.tasks)},
+                    embedding_types=list(m.embedding_types),
                 )
                 for m in served
             ]
@@ -211,26 +216,36 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             allowed = ", ".join(m.upper() for m in TRUNCATE_MODES)
             raise GatewayError(400, f"unknown truncate {body.truncate!r}; allowed: {allowed}", "truncate")
         triton: AsyncEmbedClient = request.app.state.triton
-        vectors, counts = await _triton_call(
-            triton.encode_with_counts(
-                model,
-                texts,
-                role=role,
-                task=body.task,
-                instruction=body.instruction,
-                instruction_kind=kind,
-                truncate=truncate,
-                dimensions=body.dimensions,
-            )
-        )
-        tokens = int(counts.sum())
-        return EmbeddingResponse(
-            data=[
+        options = {
+            "role": role,
+            "task": body.task,
+            "instruction": body.instruction,
+            "instruction_kind": kind,
+            "truncate": truncate,
+            "dimensions": body.dimensions,
+            "output_type": body.embedding_type,
+            "chunk_overlap": body.chunk_overlap,
+        }
+        if body.chunk == "windows":
+            windows = await _triton_call(triton.encode_windows(model, texts, **options))
+            data = [
+                EmbeddingData(
+                    index=i,
+                    embedding=encode_vector(w.vectors[k], body.encoding_format),
+                    tokens=w.tokens[k].tolist(),
+                    chars=w.chars[k].tolist(),
+                )
+                for i, w in enumerate(windows)
+                for k in range(len(w))
+            ]
+            tokens = sum(int(w.token_counts.sum()) for w in windows)
+        else:
+            vectors, counts = await _triton_call(triton.encode_with_counts(model, texts, chunk=body.chunk, **options))
+            data = [
                 EmbeddingData(index=i, embedding=encode_vector(v, body.encoding_format)) for i, v in enumerate(vectors)
-            ],
-            model=body.model,
-            usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
-        )
+            ]
+            tokens = int(counts.sum())
+        return EmbeddingResponse(data=data, model=body.model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
 
     return app
 
@@ -256,6 +271,9 @@ async def _triton_call(awaitable: Awaitable[T]) -> T:
 # some messages name several (a kind that contradicts a task, a hint to send a task instead of an instruction).
 _PARAMS_BY_MESSAGE = (
     ("DIMENSIONS", "dimensions"),
+    ("output_type", "embedding_type"),
+    ("CHUNK_OVERLAP", "chunk_overlap"),
+    ("CHUNK", "chunk"),
     ("INSTRUCTION_KIND is", "instruction_kind"),  # TASK 'x' is a symmetric task, but INSTRUCTION_KIND is ...
     ("unknown INSTRUCTION_KIND", "instruction_kind"),
     ("free-text instruction", "instruction"),  # a model without a {task} slot refuses INSTRUCTION

@@ -37,7 +37,22 @@ class EmbeddingRequest(BaseModel):
         description="query | passage | document (default) | classification | clustering (the last two: "
         "instruction_kind symmetric)",
     )
-    encoding_format: Literal["float", "base64"] = "float"
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float",
+        description="float: numbers; base64: the vector's bytes (little-endian float32, or one byte per int8 / "
+        "uint8 component or per 8 sign bits)",
+    )
+    embedding_type: Literal["float", "int8", "uint8", "binary", "ubinary"] = Field(
+        default="float",
+        description="the storage type the server returns (NIM's embedding_type): int8 / uint8 over the model's "
+        "calibrated ranges, binary / ubinary the sign bits packed 8 per byte",
+    )
+    chunk: Literal["windows", "mean"] | None = Field(
+        default=None,
+        description="a text over the model's limit as token windows instead of cut: mean returns one vector per "
+        "text (the windows' mean, renormalised), windows one entry per window with its tokens and chars spans",
+    )
+    chunk_overlap: int | None = Field(default=None, ge=0, description="text tokens neighbouring windows share (32)")
     dimensions: int | None = Field(default=None, ge=1)
     truncate: str | None = Field(default=None, description="END (default) | START | NONE")
     task: str | None = Field(default=None, description="a named task of the model (its instruction fills {task})")
@@ -52,8 +67,11 @@ class EmbeddingRequest(BaseModel):
 
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
-    index: int
-    embedding: list[float] | str
+    index: int  # the input's index (with chunk windows, each of its windows carries it)
+    embedding: list[float] | list[int] | str
+    # chunk windows only: the window's [start, end) in the text's tokens and in its characters
+    tokens: list[int] | None = None
+    chars: list[int] | None = None
 
 
 class Usage(BaseModel):
@@ -79,6 +97,7 @@ class ModelCard(BaseModel):
     symmetric_template: str
     tasks: list[str]
     task_kinds: dict[str, str]  # each task's kind: retrieval | symmetric
+    embedding_types: list[str]  # the storage types it serves
 
 
 class ModelList(BaseModel):
