@@ -203,6 +203,14 @@ class PromptTokenizer:
 
             def starts_word(k: int, full: str = full, offsets: list = offsets, first: int = first) -> bool:
                 start = offsets[first + k][0]
+                if k > 0:
+                    before_start, before_end = offsets[first + k - 1]
+                    if start < before_end:
+                        return False  # the bytes of one character split over tokens (byte-level BPE)
+                    if not full[before_start:before_end].strip():
+                        return False  # a bare space token (SentencePiece's "▁" before digits) leads this word
+                if not full[start : offsets[first + k][1]].strip():
+                    return False  # nor does a bare space token start one: it is the space before the word
                 return start == 0 or full[start - 1].isspace() or full[start].isspace()
 
             for start, end in plan_windows(last - first, room, overlap, starts_word):
@@ -214,6 +222,11 @@ class PromptTokenizer:
                 chars = (0, 0)
                 if end > start:
                     begin, finish = offsets[first + start][0], offsets[first + end - 1][1]
+                    # Byte-level and SentencePiece tokens may carry the space before their word: it is not text.
+                    while begin < finish and full[begin].isspace():
+                        begin += 1
+                    while finish > begin and full[finish - 1].isspace():
+                        finish -= 1
                     chars = (max(0, begin - len(prompt.prefix)), max(0, finish - len(prompt.prefix)))
                 windows.append(Window(index, (start, end), chars))
         padded = self._pad(

@@ -26,7 +26,9 @@ def column(*values: bytes) -> np.ndarray:
 def test_outputs_are_the_encoder_inputs_and_token_counts(preprocessor: Preprocessor) -> None:
     out = preprocessor(column(b"a b", b"a"), role=column(b"query", b"document"))
     steps = {"dimensions", "output_row"}  # for the postprocess step
-    assert set(out) == {"input_ids", "attention_mask", "TOKEN_COUNT", "CHUNK_TEXT", "CHUNK_TOKENS", "CHUNK_CHARS"} | steps
+    assert (
+        set(out) == {"input_ids", "attention_mask", "TOKEN_COUNT", "CHUNK_TEXT", "CHUNK_TOKENS", "CHUNK_CHARS"} | steps
+    )
     assert out["input_ids"].dtype == np.int64 and out["TOKEN_COUNT"].dtype == np.int32
     assert out["TOKEN_COUNT"].shape == (2, 1)
     # Not chunked: each row is its own output row and its text, with no spans.
