@@ -49,6 +49,10 @@ format: setup ## apply ruff's formatting and safe fixes
 eval: setup ## SciFact nDCG@10 through a local server (e5-small: card/none/swapped, MiniLM); rewrites benchmarks/scifact.md
 	$(BIN)/python -m benchmarks.run_scifact
 
+.PHONY: eval-types
+eval-types: setup ## SciFact nDCG@10 and bytes per vector for float / int8 / binary / binary+rescore (e5-small); rewrites benchmarks/scifact.md
+	$(BIN)/python -m benchmarks.run_storage_types
+
 .PHONY: eval-sts
 eval-sts: setup ## STS-B Spearman through a local server (e5-small, MiniLM; each way of sending a pair); rewrites benchmarks/sts.md
 	$(BIN)/python -m benchmarks.run_sts
