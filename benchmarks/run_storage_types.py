@@ -5,8 +5,10 @@
 Every text is embedded once: each KServe request asks the ensemble for EMBEDDING, EMBEDDING_INT8 and
 EMBEDDING_UBINARY together, so the four rows below score the same vectors. Ranking, per type, as a vector store does:
 - float: cosine of the float32 vectors;
-- int8: dot product of the int8 codes (the calibrated ranges of the model's repository, not decoded);
-- binary: Hamming distance of the packed sign bits (fewest differing bits first);
+- int8: dot product of the int8 codes (the calibrated ranges of the model's repository, not decoded), as an int8
+  index computes it; and the cosine of the codes decoded with those ranges (`low + (code + 128) * step`);
+- binary: Hamming distance of the packed sign bits (fewest differing bits first); and, not served, the bits taken
+  against each dimension's calibrated midpoint instead of 0;
 - binary + rescore: the top 100 by Hamming distance, reordered by the float cosine (the float vectors kept beside
   the index, as Qdrant's and Weaviate's rescoring does), so Recall@100 equals binary's.
 Rewrites the table in benchmarks/scifact.md ("Storage types").
@@ -28,7 +30,7 @@ from instruct_embed.evaluation import limit, load_scifact
 from instruct_embed.evaluation.metrics import RetrievalMetrics, evaluate_rankings
 from instruct_embed.evaluation.ranking import unit_rows
 from instruct_embed.runtime.contract import EMBEDDING_OUTPUTS, FLOAT, INT8, INT8_RANGES_FILE, UBINARY
-from instruct_embed.runtime.quantization import Int8Ranges
+from instruct_embed.runtime.quantization import Int8Ranges, decode_int8
 
 from .run_scifact import machine, write_table
 
@@ -72,12 +74,13 @@ def hamming(queries: np.ndarray, docs: np.ndarray) -> np.ndarray:
     return np.stack([table[np.bitwise_xor(q[None, :], docs)].sum(axis=1) for q in queries])
 
 
-def rankings(
-    queries: dict[str, np.ndarray], docs: dict[str, np.ndarray], midpoints: np.ndarray
-) -> dict[str, np.ndarray]:
+def rankings(queries: dict[str, np.ndarray], docs: dict[str, np.ndarray], ranges: Int8Ranges) -> dict[str, np.ndarray]:
     f, i8, bits = OUTPUTS
     cosine = unit_rows(queries[f]) @ unit_rows(docs[f]).T
     int8 = queries[i8].astype(np.int32) @ docs[i8].astype(np.int32).T
+    decoded = unit_rows(decode_int8(queries[i8], ranges)) @ unit_rows(decode_int8(docs[i8], ranges)).T
+    width = queries[f].shape[1]
+    midpoints = (ranges.low[width] + ranges.high[width]) / 2
     distance = hamming(queries[bits], docs[bits])
     by_bits = top(-distance.astype(np.float64))
     rescored = np.take_along_axis(by_bits, top(np.take_along_axis(cosine, by_bits, axis=1)), axis=1)
@@ -86,6 +89,7 @@ def rankings(
     return {
         "float32": top(cosine),
         "int8": top(int8.astype(np.float64)),
+        "int8, decoded, cosine": top(decoded),
         "binary": by_bits,
         "binary + rescore": rescored,
         "binary at calibrated midpoints (offline, not served)": top(-centred.astype(np.float64)),
@@ -107,7 +111,7 @@ def table(rows: Sequence[tuple[str, RetrievalMetrics]], dim: int, model: str, su
     ]
     base = rows[0][1].ndcg_at_10
     for name, m in rows:
-        size = BYTES[name.split(" ")[0]](dim)
+        size = BYTES[name.split(" ")[0].rstrip(",")](dim)
         extra = " (+ float32 kept for the rescore)" if "rescore" in name else ""
         lines.append(
             f"| {name} | {size}{extra} | {m.ndcg_at_10:.5f} | {m.recall_at_100:.5f} | {m.mrr_at_10:.5f} | "
@@ -146,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert ranges is not None, "prepare calibrates the ranges"
     dim = docs[OUTPUTS[0]].shape[1]
     rows = []
-    for name, order in rankings(queries, docs, (ranges.low[dim] + ranges.high[dim]) / 2).items():
+    for name, order in rankings(queries, docs, ranges).items():
         ranked = {q: [doc_ids[j] for j in row] for q, row in zip(query_ids, order, strict=True)}
         rows.append((name, evaluate_rankings(data.qrels, ranked)))
     text = table(rows, dim, args.model, data.describe(), f"{load_start:.1f} / {os.getloadavg()[1]:.1f}")

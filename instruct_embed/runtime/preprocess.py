@@ -49,22 +49,23 @@ def _one_value(values: list[Any], what: str) -> Any:
     return distinct.pop() if distinct else None
 
 
-def _int_column(values: np.ndarray | None, n: int, what: str) -> list[int | None]:
-    if values is None:
-        return [None] * n
+def _rows(values: np.ndarray, n: int, what: str) -> np.ndarray:
     flat = values.reshape(-1)
     if flat.shape[0] != n:
         raise RequestError(f"{what} has {flat.shape[0]} rows but TEXT has {n}; send one per text")
-    return [int(v) for v in flat]
+    return flat
+
+
+def _int_column(values: np.ndarray | None, n: int, what: str) -> list[int | None]:
+    """One optional integer per row, as _column."""
+    return [None] * n if values is None else [int(v) for v in _rows(values, n, what)]
 
 
 def _column(values: np.ndarray | None, n: int, what: str) -> list[str | None]:
     """One optional string per row: an [n, 1] tensor, or None when the input was not sent."""
     if values is None:
         return [None] * n
-    flat = values.reshape(-1)
-    if flat.shape[0] != n:
-        raise RequestError(f"{what} has {flat.shape[0]} rows but TEXT has {n}; send one per text")
+    flat = _rows(values, n, what)
     return [_decode(v, what, i) or None for i, v in enumerate(flat)]
 
 

@@ -133,6 +133,16 @@ def test_serve_then_encode_then_sigterm(prepared_models: dict[str, Any], tmp_pat
         records = [json.loads(line) for line in encoded.stdout.splitlines()]
         assert [r["role"] for r in records] == ["query", "document"]
         assert all(len(r["embedding"]) == 384 and r["tokens"] > 0 for r in records)
+        long = " ".join(f"Sentence {i} of a long report on glaciers." for i in range(150))
+        chunked = subprocess.run(
+            [sys.executable, "-m", "instruct_embed.cli", "encode", "--url", f"127.0.0.1:{grpc}", "--protocol",
+             "grpc", "--output-type", "ubinary", "--chunk", "windows", "--chunk-overlap", "16", long],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        windows = [json.loads(line) for line in chunked.stdout.splitlines()]
+        assert len(windows) > 1 and [w["window"] for w in windows] == list(range(len(windows)))
+        assert all(len(w["embedding"]) == 48 and all(0 <= b <= 255 for b in w["embedding"]) for w in windows)
+        assert windows[0]["char_span"][0] == 0 and windows[-1]["char_span"][1] == len(long)
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=90)

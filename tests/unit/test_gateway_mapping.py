@@ -125,6 +125,22 @@ def test_server_refusals_name_the_request_field(
     assert _param_of(server_refusal(templates, **request_)) == param
 
 
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ("unknown CHUNK 'all'; allowed: windows, mean (or none: truncate)", "chunk"),
+        (
+            "CHUNK_OVERLAP 600 must be at least 0 and less than the 508 text tokens a window of text 0 holds",
+            "chunk_overlap",
+        ),
+        ("CHUNK made 80 windows of these 1 texts, more than the 64 rows one request may carry", "chunk"),
+        ("output_type 'int8': model 'm' serves float, binary, ubinary", "embedding_type"),
+    ],
+)
+def test_chunk_and_storage_refusals_name_their_field(message: str, param: str) -> None:
+    assert _param_of(message) == param
+
+
 # -- the endpoint passes instruction_kind through ------------------------------------------------------------------
 class RecordingTriton:
     """Stands in for the gateway's AsyncEmbedClient: records what each encode was asked for."""
