@@ -97,6 +97,37 @@ def plan_windows(count: int, room: int, overlap: int, starts_word: Callable[[int
         start = max(aligned, start + 1)
 
 
+def word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
+    """Per token (`offsets` into `text`), whether a window may start there: the token begins a word. Not where a
+    character's bytes are split over tokens (byte-level BPE), nor at a bare space token or just after one
+    (SentencePiece's "▁" before digits): the space belongs with the word after it."""
+    starts = []
+    for k, (start, end) in enumerate(offsets):
+        if not text[start:end].strip():
+            starts.append(False)
+            continue
+        if k > 0:
+            before_start, before_end = offsets[k - 1]
+            if start < before_end or not text[before_start:before_end].strip():
+                starts.append(False)
+                continue
+        starts.append(start == 0 or text[start - 1].isspace() or text[start].isspace())
+    return starts
+
+
+def _char_span(text: str, offsets: Sequence[tuple[int, int]], prefix: int) -> tuple[int, int]:
+    """The characters of a window's tokens in the prompt's text (after its `prefix` characters), without the
+    spaces byte-level and SentencePiece tokens carry before their word."""
+    if not offsets:
+        return (0, 0)
+    begin, finish = offsets[0][0], offsets[-1][1]
+    while begin < finish and text[begin].isspace():
+        begin += 1
+    while finish > begin and text[finish - 1].isspace():
+        finish -= 1
+    return (max(0, begin - prefix), max(0, finish - prefix))
+
+
 class PromptTokenizer:
     """Turns resolved prompts into the encoder's input tensors."""
 
@@ -201,33 +232,14 @@ class PromptTokenizer:
                     f"text {index} holds"
                 )
 
-            def starts_word(k: int, full: str = full, offsets: list = offsets, first: int = first) -> bool:
-                start = offsets[first + k][0]
-                if k > 0:
-                    before_start, before_end = offsets[first + k - 1]
-                    if start < before_end:
-                        return False  # the bytes of one character split over tokens (byte-level BPE)
-                    if not full[before_start:before_end].strip():
-                        return False  # a bare space token (SentencePiece's "▁" before digits) leads this word
-                if not full[start : offsets[first + k][1]].strip():
-                    return False  # nor does a bare space token start one: it is the space before the word
-                return start == 0 or full[start - 1].isspace() or full[start].isspace()
-
-            for start, end in plan_windows(last - first, room, overlap, starts_word):
+            starts = word_starts(full, offsets[first:last])
+            for start, end in plan_windows(last - first, room, overlap, starts.__getitem__):
                 row_ids = ids[:first] + ids[first + start : first + end] + ids[last:]
                 row_types = types[:first] + types[first + start : first + end] + types[last:]
                 if self._append_id is not None:
                     row_ids, row_types = [*row_ids, self._append_id], [*row_types, 0]
                 rows.append((row_ids, row_types))
-                chars = (0, 0)
-                if end > start:
-                    begin, finish = offsets[first + start][0], offsets[first + end - 1][1]
-                    # Byte-level and SentencePiece tokens may carry the space before their word: it is not text.
-                    while begin < finish and full[begin].isspace():
-                        begin += 1
-                    while finish > begin and full[finish - 1].isspace():
-                        finish -= 1
-                    chars = (max(0, begin - len(prompt.prefix)), max(0, finish - len(prompt.prefix)))
+                chars = _char_span(full, offsets[first + start : first + end], len(prompt.prefix))
                 windows.append(Window(index, (start, end), chars))
         padded = self._pad(
             rows,
