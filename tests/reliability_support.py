@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from instruct_embed.repository.configs import ServingOptions
-from instruct_embed.runtime.contract import ENCODER, PREPROCESS, step_name
+from instruct_embed.runtime.contract import STEPS, step_name
 from instruct_embed.server import LocalTritonServer, ServerOptions
 from instruct_embed.server.process import free_port
 
@@ -83,7 +83,7 @@ def own_server(
     prepare_model(E5, PrepareOptions(repository=repository, serving=serving))
     options = ServerOptions(
         repository=repository,
-        models=(E5, step_name(E5, PREPROCESS), step_name(E5, ENCODER)),
+        models=(E5, *(step_name(E5, step) for step in STEPS)),
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),

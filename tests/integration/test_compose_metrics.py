@@ -30,7 +30,7 @@ from instruct_embed import containers
 from instruct_embed.catalog import get_spec
 from instruct_embed.client import EmbedClient, ServerUnavailable
 from instruct_embed.paths import repository_dir
-from instruct_embed.runtime.contract import ENCODER, PREPROCESS, step_name
+from instruct_embed.runtime.contract import PREPROCESS, STEPS, step_name
 from instruct_embed.server import LocalTritonServer, ServerOptions, repository_api
 from instruct_embed.server.process import free_port
 from instruct_embed.server.stubs import stubs_of
@@ -136,13 +136,13 @@ def test_compose_command_loads_exactly_the_named_models(compose_server: ComposeC
     served = compose_server.service["environment"]["INSTRUCT_EMBED_MODELS"].split(",")
     for name in served:
         # The entrypoint names only the ensemble; Triton loads its steps with it.
-        for model in (name, step_name(name, PREPROCESS), step_name(name, ENCODER)):
+        for model in (name, *(step_name(name, step) for step in STEPS)):
             assert _status(f"{base}/v2/models/{model}/ready") == 200, model
     index = json.loads(
         urllib.request.urlopen(urllib.request.Request(f"{base}/v2/repository/index", data=b"{}"), timeout=5).read()
     )
     ready = {m["name"] for m in index if m.get("state") == "READY"}
-    assert ready == {m for n in served for m in (n, step_name(n, PREPROCESS), step_name(n, ENCODER))}, "explicit mode"
+    assert ready == {m for n in served for m in (n, *(step_name(n, step) for step in STEPS))}, "explicit mode"
 
 
 def test_compose_healthcheck_passes_on_the_ready_server(compose_server: ComposeCommandServer) -> None:
@@ -172,7 +172,7 @@ def test_monitoring_uses_metrics_the_live_server_exports(compose_server: Compose
         assert not missing, f"{source} uses metrics Triton {containers.TRITON_VERSION} does not export: {missing}"
     assert fixture_metric_names() <= live, "tests/data/triton-2.51-cpu-metrics.txt lists a metric the server lacks"
     # The dashboard groups by model: every step of the ensemble has its own series.
-    for model in (name, step_name(name, PREPROCESS), step_name(name, ENCODER)):
+    for model in (name, *(step_name(name, step) for step in STEPS)):
         assert f'nv_inference_count{{model="{model}",version="1"}}' in exposition
 
 
