@@ -128,3 +128,24 @@ def test_the_gateway_serves_every_type_to_the_openai_client(
         ]
     )
     assert np.array_equal(decoded, expected)
+
+
+def test_the_gateway_chunks_a_long_text_into_windows_and_means(
+    openai_client: openai.OpenAI, triton_server: Any
+) -> None:
+    long = " ".join(f"Sentence {i} of a long report on glaciers and their meltwater." for i in range(120))
+    raw = openai_client.embeddings.with_raw_response.create(
+        model=E5, input=[long, "short"], encoding_format="float", extra_body={"chunk": "windows", "chunk_overlap": 16}
+    ).http_response.json()
+    entries = raw["data"]
+    assert [d["index"] for d in entries].count(1) == 1 and entries[0]["index"] == 0 and len(entries) > 2
+    assert entries[0]["tokens"][0] == 0 and all(d["chars"][1] > d["chars"][0] for d in entries)
+    with EmbedClient(triton_server.grpc_url, "grpc") as sdk:
+        windows = sdk.encode_windows(E5, [long, "short"], chunk_overlap=16)
+        mean = sdk.encode(E5, [long], chunk="mean", chunk_overlap=16)
+    assert np.allclose(np.array([d["embedding"] for d in entries if d["index"] == 0]), windows[0].vectors, atol=1e-6)
+    assert raw["usage"]["prompt_tokens"] == sum(int(w.token_counts.sum()) for w in windows)
+    averaged = openai_client.embeddings.create(
+        model=E5, input=long, encoding_format="float", extra_body={"chunk": "mean", "chunk_overlap": 16}
+    )
+    assert np.allclose(np.array(averaged.data[0].embedding), mean[0], atol=1e-6)
