@@ -204,8 +204,19 @@ def test_the_endpoint_sends_instruction_kind(
     assert status == 200, answer
     assert triton.calls == [
         {"model": "e5", "role": role, "task": extra.get("task"), "instruction": None, "instruction_kind": kind,
-         "truncate": "end", "dimensions": None}
+         "truncate": "end", "dimensions": None, "output_type": "float", "chunk_overlap": None, "chunk": None}
     ]  # fmt: skip
+
+
+def test_the_endpoint_sends_the_storage_type_and_chunk_mode(gateway: tuple[object, RecordingTriton]) -> None:
+    app, triton = gateway
+    body = {"model": "e5", "input": "a", "embedding_type": "ubinary", "chunk": "mean", "chunk_overlap": 8}
+    status, answer = post(app, body)
+    assert status == 200, answer
+    (call,) = triton.calls
+    assert (call["output_type"], call["chunk"], call["chunk_overlap"]) == ("ubinary", "mean", 8)
+    status, answer = post(app, {"model": "e5", "input": "a", "embedding_type": "int4"})
+    assert status == 400 and "embedding_type" in json.dumps(answer)
 
 
 @pytest.mark.parametrize(
