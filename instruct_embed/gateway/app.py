@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
+import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from instruct_embed.client import (
     AsyncEmbedClient,
@@ -30,12 +32,10 @@ from .schemas import (
     INPUT_TYPE_KINDS,
     INPUT_TYPES,
     MODEL_SUFFIXES,
-    EmbeddingData,
     EmbeddingRequest,
     EmbeddingResponse,
     ModelCard,
     ModelList,
-    Usage,
 )
 
 T = TypeVar("T")
@@ -94,9 +94,7 @@ def encode_vector(vector: np.ndarray, encoding_format: str) -> list[float] | lis
     if encoding_format == "base64":
         data = vector.astype("<f4") if vector.dtype.kind == "f" else vector
         return base64.b64encode(np.ascontiguousarray(data).tobytes()).decode("ascii")
-    if vector.dtype.kind == "f":
-        return [float(x) for x in vector]
-    return [int(x) for x in vector]
+    return vector.tolist()  # Python floats (each float32 exactly) or ints: what float(x) / int(x) gave, at C speed
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -133,29 +131,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         prefix = "invalid request: " if error.status_code == 400 else ""
         return GatewayError(error.status_code, f"{prefix}{error.detail}").response()
 
-    @app.middleware("http")
-    async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if settings.api_key and request.url.path.startswith("/v1/"):
-            supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            # Constant-time comparison: response timing must not reveal how much of a guessed key matched.
-            if not hmac.compare_digest(supplied.encode(), settings.api_key.encode()):
-                return GatewayError(401, "missing or invalid API key", code="invalid_api_key").response()
-        length = request.headers.get("content-length")
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            # A chunked body has no length to check before it is read whole: refuse it instead.
-            return GatewayError(
-                411, "send the body with a Content-Length header (chunked bodies are refused)"
-            ).response()
-        if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
-            if int(length) <= DRAIN_FACTOR * settings.max_request_bytes:
-                async for _ in request.stream():
-                    pass
-            refusal = GatewayError(
-                413, f"request body of {length} bytes exceeds the limit of {settings.max_request_bytes}"
-            ).response()
-            refusal.headers["connection"] = "close"
-            return refusal
-        return await call_next(request)
+    app.add_middleware(_Guard, settings=settings)
 
     @app.get("/health/live")
     async def live() -> dict[str, str]:
@@ -202,8 +178,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             ]
         )
 
-    @app.post("/v1/embeddings")
-    async def embeddings(body: EmbeddingRequest, request: Request) -> EmbeddingResponse:
+    @app.post("/v1/embeddings", response_model=EmbeddingResponse)
+    async def embeddings(body: EmbeddingRequest, request: Request) -> Response:
         texts = [body.input] if isinstance(body.input, str) else list(body.input)
         if not texts:
             raise GatewayError(400, "input is empty; send a string or a non-empty list of strings", "input")
@@ -229,25 +205,85 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if body.chunk == "windows":
             windows = await _triton_call(triton.encode_windows(model, texts, **options))
             data = [
-                EmbeddingData(
-                    index=i,
-                    embedding=encode_vector(w.vectors[k], body.encoding_format),
-                    tokens=w.tokens[k].tolist(),
-                    chars=w.chars[k].tolist(),
-                )
+                _entry(i, encode_vector(w.vectors[k], body.encoding_format), w.tokens[k].tolist(), w.chars[k].tolist())
                 for i, w in enumerate(windows)
                 for k in range(len(w))
             ]
             tokens = sum(int(w.token_counts.sum()) for w in windows)
         else:
             vectors, counts = await _triton_call(triton.encode_with_counts(model, texts, chunk=body.chunk, **options))
-            data = [
-                EmbeddingData(index=i, embedding=encode_vector(v, body.encoding_format)) for i, v in enumerate(vectors)
-            ]
+            data = [_entry(i, encode_vector(v, body.encoding_format)) for i, v in enumerate(vectors)]
             tokens = int(counts.sum())
-        return EmbeddingResponse(data=data, model=body.model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
+        return embedding_response(data, body.model, tokens)
 
     return app
+
+
+def _entry(
+    index: int,
+    embedding: list[float] | list[int] | str,
+    tokens: list[int] | None = None,
+    chars: list[int] | None = None,
+) -> dict[str, object]:
+    """One EmbeddingData as JSON-ready values, its fields in the model's order."""
+    return {"object": "embedding", "index": index, "embedding": embedding, "tokens": tokens, "chars": chars}
+
+
+def embedding_response(data: list[dict[str, object]], model: str, tokens: int) -> Response:
+    """The EmbeddingResponse body, byte for byte what FastAPI writes for the model (pydantic-core's JSON, fields in
+    order, None as null), without validating again the values the endpoint made: building and validating the
+    models, then serialising them, cost more than the rest of the request (benchmarks/README.md, "Gateway")."""
+    body = {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return Response(pydantic_core.to_json(body), media_type="application/json")
+
+
+class _Guard:
+    """The API key, the Content-Length rules and the size limit, before the app reads a body. A plain ASGI
+    middleware: Starlette's BaseHTTPMiddleware (`@app.middleware`) runs every request in a task group through
+    memory streams, which cost more CPU per request than the checks themselves."""
+
+    def __init__(self, app: ASGIApp, settings: GatewaySettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = await self.refusal(Request(scope, receive))
+        if refusal is None:
+            await self.app(scope, receive, send)
+        else:
+            await refusal(scope, receive, send)
+
+    async def refusal(self, request: Request) -> Response | None:
+        settings = self.settings
+        if settings.api_key and request.url.path.startswith("/v1/"):
+            supplied = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            # Constant-time comparison: response timing must not reveal how much of a guessed key matched.
+            if not hmac.compare_digest(supplied.encode(), settings.api_key.encode()):
+                return GatewayError(401, "missing or invalid API key", code="invalid_api_key").response()
+        length = request.headers.get("content-length")
+        if length is None and request.method in ("POST", "PUT", "PATCH"):
+            # A chunked body has no length to check before it is read whole: refuse it instead.
+            return GatewayError(
+                411, "send the body with a Content-Length header (chunked bodies are refused)"
+            ).response()
+        if length is not None and length.isdigit() and int(length) > settings.max_request_bytes:
+            if int(length) <= DRAIN_FACTOR * settings.max_request_bytes:
+                async for _ in request.stream():
+                    pass
+            refusal = GatewayError(
+                413, f"request body of {length} bytes exceeds the limit of {settings.max_request_bytes}"
+            ).response()
+            refusal.headers["connection"] = "close"
+            return refusal
+        return None
 
 
 async def _triton_call(awaitable: Awaitable[T]) -> T:
