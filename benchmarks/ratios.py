@@ -30,19 +30,31 @@ class Target:
     """`numerator / denominator >= minimum`, both medians of measurements of the same model.
 
     A target with no denominator compares the numerator's median itself with `minimum` (padding, req/s).
+    `best_of`: the denominator is the highest median among these (scenario, system) keys, all of them measured
+    (the best of several peers); `denominator` is then None.
     """
 
     name: str
     numerator: tuple[str, str]  # (scenario, system)
     denominator: tuple[str, str] | None
     minimum: float
+    best_of: tuple[tuple[str, str], ...] = ()
 
 
+INFINITY = "infinity-emb"  # benchmarks/peers.py: another embedding server, run as its users run it
 TARGETS = (
     Target("online queries: server / in-process", ("online", "server"), ("online", "in-process ORT"), 0.9),
+    Target("online queries: server / infinity-emb", ("online", "server"), ("online", INFINITY), 2.0),
     Target("bulk documents: server / in-process", ("bulk", "server"), ("bulk", "in-process ORT"), 0.9),
     Target("bulk padding efficiency (server /metrics)", ("padding", "server"), None, 0.9),
     Target("bulk: server / sentence-transformers", ("bulk", "server"), ("bulk", "sentence-transformers"), 1.5),
+    Target(
+        "bulk: server / best peer (infinity-emb, sentence-transformers)",
+        ("bulk", "server"),
+        None,
+        1.5,
+        best_of=(("bulk", INFINITY), ("bulk", "sentence-transformers")),
+    ),
     # Only in bf16 runs: against PyTorch's own bf16 (autocast), so the precision is the same on both sides.
     Target(
         "bulk: server / sentence-transformers bf16 autocast",
@@ -83,6 +95,17 @@ def ratio_rows(measurements: Sequence[Measurement], targets: Sequence[Target] = 
         for target in targets:
             top = _find(measurements, model, target.numerator)
             if top is None:
+                continue
+            if target.best_of:
+                peers = [_find(measurements, model, key) for key in target.best_of]
+                measured = [p for p in peers if p is not None]
+                if len(measured) < len(peers):
+                    continue
+                best = max(measured, key=lambda p: p.median)
+                if not best.median:
+                    continue
+                detail = f"{top.median:.3g} / {best.median:.3g} {top.unit} ({best.system})"
+                rows.append(RatioRow(model, target.name, top.median / best.median, target.minimum, detail))
                 continue
             if target.denominator is None:
                 rows.append(RatioRow(model, target.name, top.median, target.minimum, f"{top.median:.3g} {top.unit}"))
