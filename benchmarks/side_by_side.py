@@ -13,14 +13,16 @@ runs and the ratios to the issue's targets are in one table. Scenarios, per mode
   cache     the 300 queries repeated under perf_analyzer, with and without Triton's response cache
   tokenizer tokens/s of one preprocess instance (the server's Preprocessor, one thread)
   bursts    bursts of 16 one-text queries on an idle server: requests left behind in a queue (the "Stalls")
-Within each repeat of online and bulk, the server, the in-process limit and sentence-transformers run in turn,
-so a drift in the machine's speed during the run weighs on every system alike.
+Within each repeat of online and bulk, the server, the in-process limit, sentence-transformers and infinity-emb
+(another embedding server, from its own environment: `make bench-peers`; `--no-infinity` leaves it out) run in
+turn, so a drift in the machine's speed during the run weighs on every system alike.
 Writes results/side_by_side.json and results/side_by_side.md (tables) under benchmarks/.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -36,7 +38,8 @@ import numpy as np
 from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
 
 from .in_process import InProcessOrt, InWindows
-from .ratios import Measurement, measurements_table, ratio_rows, ratio_table, save
+from .peers import INFINITY_VENV
+from .ratios import INFINITY, Measurement, measurements_table, ratio_rows, ratio_table, save
 
 T = TypeVar("T")
 BENCH_DIR = Path(__file__).resolve().parent
@@ -66,6 +69,21 @@ def serving_options(args: argparse.Namespace, **changes: Any):
         cpu_precision=args.cpu_precision,
     )
     return replace(options, **changes)
+
+
+def infinity_peer(args: argparse.Namespace, model: str, hf_dir: Path):
+    """The infinity-emb peer for `model` (not started), or None, said in one line, when it is left out: by
+    `--no-infinity`, or because its environment is missing."""
+    from .peers import InfinityServer, infinity_missing
+
+    if args.no_infinity:
+        print("  infinity-emb: left out (--no-infinity)")
+        return None
+    missing = infinity_missing(args.infinity_venv)
+    if missing:
+        print(f"  {missing}")
+        return None
+    return InfinityServer(model, hf_dir, args.threads, batch_size=args.infinity_batch, venv=args.infinity_venv)
 
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -140,21 +158,31 @@ class Run:
         machine's speed during the run (other tenants of the host, thermal limits) falls on all systems alike
         instead of on whichever system happened to run last. The server stays up, idle, while the others run."""
         from .in_process import SentenceTransformersBaseline
+        from .peers import PeerError
         from .serving import BenchServer, Variant
 
         a = self.args
         variant = Variant(f"sbs-{self.model}", self.model, serving_options(a))
-        with BenchServer(variant, self.root) as server:
+        with BenchServer(variant, self.root) as server, contextlib.ExitStack() as peers:
             assert server.onnx is not None, "the side-by-side variants serve an ONNX graph"
             self.hf_dir, self.onnx = server.hf_dir, server.onnx
             url = server.url(a.protocol)
+            # infinity-emb stays up, idle, while the others run (it uses no CPU while idle), as the server does.
+            infinity = infinity_peer(a, self.model, self.hf_dir) if {"online", "bulk"} & set(a.scenarios) else None
+            if infinity is not None:
+                try:
+                    peers.enter_context(infinity)
+                    print(f"  {infinity.label} on {infinity.url}")
+                except PeerError as error:
+                    print(f"  infinity-emb is not measured: it did not start: {str(error).splitlines()[0]}")
+                    infinity = None
             # The in-process limit: the fastest of a grid of layouts and plans, chosen per scenario on a
             # calibration subset, then measured like every other system.
             ort_for = {s: self.ort(*self.calibrate(s)) for s in ("online", "bulk") if s in a.scenarios}
             torch_st = SentenceTransformersBaseline(self.model, self.hf_dir, a.threads, batch_size=a.st_batch)
             if "online" in a.scenarios:
                 window = InWindows(self.ort(*self.calibrate("online", window=a.concurrency)), a.concurrency)
-                self._online(url, ort_for["online"], window, torch_st)
+                self._online(url, ort_for["online"], window, torch_st, infinity)
             if "bulk" in a.scenarios:
                 # A bf16 server is also compared with PyTorch's own bf16 (autocast): like for like.
                 torch_bf16 = (
@@ -164,11 +192,11 @@ class Run:
                     if a.cpu_precision == "bf16"
                     else None
                 )
-                self._bulk(server, url, ort_for["bulk"], torch_st, torch_bf16)
+                self._bulk(server, url, ort_for["bulk"], torch_st, torch_bf16, infinity)
             del torch_st
             gc.collect()
         if "server" in self.vectors:
-            for system in ("in-process ORT", "sentence-transformers", ST_BF16):
+            for system in ("in-process ORT", "sentence-transformers", ST_BF16, INFINITY):
                 if system in self.vectors:
                     cosine = _min_cosine(self.vectors["server"], self.vectors[system])
                     self.add("agreement", f"server vs {system}", "min cosine", [cosine], "same documents")
@@ -186,12 +214,12 @@ class Run:
     def _add_in_turn(self, scenario: str, system: str, unit: str, runs: list[tuple[float, float]], note: str) -> None:
         self.add(scenario, system, unit, [value for value, _ in runs], note, [foreign for _, foreign in runs])
 
-    def _online(self, url: str, ort: InProcessOrt, window: InWindows, torch_st) -> None:
+    def _online(self, url: str, ort: InProcessOrt, window: InWindows, torch_st, infinity=None) -> None:
         from . import load
 
         a, queries = self.args, self.texts.queries
         in_windows = f"in-process ORT, {window.window} at a time"
-        for embedder in (ort, window, torch_st):
+        for embedder in (ort, window, torch_st, *([infinity] if infinity else [])):
             embedder.embed(queries[:32], "query")  # warm-up
 
         def rate(embedder) -> Callable[[], float]:
@@ -202,23 +230,34 @@ class Run:
 
             return run
 
-        streams = self._in_turn(
-            {
-                "server": lambda: load.online_stream(url, a.protocol, self.model, queries, a.concurrency),
-                "in-process ORT": rate(ort),
-                in_windows: rate(window),
-                "sentence-transformers": rate(torch_st),
-            }
-        )
+        def peer_stream() -> load.Stream:
+            seconds, _ = infinity.online(queries, a.concurrency)
+            return load.Stream(seconds, infinity.last_latencies_ms)
+
+        runners: dict[str, Callable[[], Any]] = {
+            "server": lambda: load.online_stream(url, a.protocol, self.model, queries, a.concurrency),
+            "in-process ORT": rate(ort),
+            in_windows: rate(window),
+            "sentence-transformers": rate(torch_st),
+        }
+        if infinity is not None:
+            runners[INFINITY] = peer_stream
+        streams = self._in_turn(runners)
         note = f"SDK {a.protocol}, 1 text/request, {a.concurrency} in flight"
         served = streams.pop("server")
         self._add_in_turn("online", "server", "texts/s", [(s.throughput(), f) for s, f in served], note)
         p95 = [(float(np.percentile(s.latencies_ms, 95)), f) for s, f in served]
         self._add_in_turn("online p95", "server", "ms", p95, note)
+        if infinity is not None:
+            peer = streams.pop(INFINITY)
+            peer_note = f"{infinity.label}; POST /embeddings, 1 text/request, {a.concurrency} in flight"
+            self._add_in_turn("online", INFINITY, "texts/s", [(s.throughput(), f) for s, f in peer], peer_note)
+            peer_p95 = [(float(np.percentile(s.latencies_ms, 95)), f) for s, f in peer]
+            self._add_in_turn("online p95", INFINITY, "ms", peer_p95, peer_note)
         for system, embedder in (("in-process ORT", ort), (in_windows, window), ("sentence-transformers", torch_st)):
             self._add_in_turn("online", system, "texts/s", streams[system], embedder.label)
 
-    def _bulk(self, server, url: str, ort: InProcessOrt, torch_st, torch_bf16=None) -> None:
+    def _bulk(self, server, url: str, ort: InProcessOrt, torch_st, torch_bf16=None, infinity=None) -> None:
         from . import load
 
         a, documents = self.args, self.texts.documents
@@ -244,9 +283,24 @@ class Run:
 
             return run
 
-        runs = self._in_turn({"server": served, **{system: rate(system, e) for system, e in baselines.items()}})
+        def peer() -> float:
+            seconds, self.vectors[INFINITY] = infinity.bulk(documents, a.infinity_batch, a.bulk_concurrency)
+            return len(documents) / seconds
+
+        runners: dict[str, Callable[[], Any]] = {"server": served}
+        runners.update({system: rate(system, e) for system, e in baselines.items()})
+        if infinity is not None:
+            infinity.embed(documents[:32], "document")  # warm-up
+            runners[INFINITY] = peer
+        runs = self._in_turn(runners)
         note = f"SDK {a.protocol} bulk path, {a.bulk_concurrency} requests in flight"
         self._add_in_turn("bulk", "server", "texts/s", runs["server"], note)
+        if infinity is not None:
+            peer_note = (
+                f"{infinity.label}; POST /embeddings, {a.infinity_batch} documents/request in input order, "
+                f"{a.bulk_concurrency} in flight"
+            )
+            self._add_in_turn("bulk", INFINITY, "texts/s", runs[INFINITY], peer_note)
         self.add("padding", "server", "real/computed", efficiencies, "encoder's /metrics counters, bulk runs")
         self.add("padding", "in-process ORT", "real/computed", [ort.last_padding_efficiency], "its sub-batch plan")
         for system, embedder in baselines.items():
@@ -465,6 +519,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--encoder-instances", type=int, default=2, help="encoder instances; each gets threads / instances ORT threads"
     )
     parser.add_argument("--st-batch", type=int, default=32, help="sentence-transformers batch size (its default)")
+    parser.add_argument("--no-infinity", action="store_true", help="leave the infinity-emb peer out of online and bulk")
+    parser.add_argument(
+        "--infinity-venv", type=Path, default=INFINITY_VENV, help="infinity-emb's environment (make bench-peers)"
+    )
+    parser.add_argument(
+        "--infinity-batch",
+        type=int,
+        default=32,
+        help="infinity-emb's --batch-size (its default) and the documents per bulk request",
+    )
     parser.add_argument("--probes", type=int, default=20, help="queries timed per priority run")
     parser.add_argument("--bulk-requests", type=int, default=12, help="document requests in flight (priority)")
     parser.add_argument("--bulk-batch", type=int, default=8, help="documents per request and max_batch_size (priority)")
@@ -486,6 +550,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.token_budget is None:
         args.token_budget = TUNED_TOKEN_BUDGET[args.cpu_precision]
     return args
+
+
+def peer_versions(args: argparse.Namespace) -> dict[str, str]:
+    """The peers' versions for the report, where they were measured."""
+    from .peers import infinity_missing, installed_version
+
+    if args.no_infinity or infinity_missing(args.infinity_venv) or not {"online", "bulk"} & set(args.scenarios):
+        return {}
+    return {"infinity-emb": installed_version(args.infinity_venv)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -526,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeats": args.repeats,
         "serving": repr(serving_options(args)),
         "command": "python -m benchmarks.side_by_side " + " ".join(sys.argv[1:] if argv is None else argv),
-        "versions": versions(),
+        "versions": {**versions(), **peer_versions(args)},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"side_by_side-{args.tag}" if args.tag else "side_by_side"
