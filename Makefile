@@ -79,7 +79,25 @@ $(PERF_ANALYZER):
 		'tritonclient-$(TRITONCLIENT_PA).data/data/bin/perf_analyzer' -d $(BENCH)/bin
 	chmod +x $@
 
-bench-setup: setup $(PERF_ANALYZER) ## perf_analyzer 2.48.0 (+ libb64-0d, libcudart.so.12) and matplotlib for the plots
+# infinity-emb, the peer server of the side-by-side run (benchmarks/peers.py), in its own environment: 0.0.78 pins
+# sentence-transformers 3.4.1 and uvicorn 0.32.1, which the project's pins exclude. torch==2.13.0 as in pyproject.toml
+# (the CPU build where pip's configuration offers it, as for .venv). The stamp makes it once.
+INFINITY_VENV := $(BENCH)/infinity-venv
+INFINITY_EMB := 0.0.78
+INFINITY_STAMP := $(INFINITY_VENV)/.installed-$(INFINITY_EMB)
+$(INFINITY_STAMP):
+	rm -rf $(INFINITY_VENV)
+	$(PYTHON) -m venv $(INFINITY_VENV)
+	$(INFINITY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INFINITY_VENV)/bin/python -m pip install --quiet torch==2.13.0 \
+		"infinity-emb[torch,optimum,server]==$(INFINITY_EMB)" httpx
+	$(INFINITY_VENV)/bin/infinity_emb v2 --help >/dev/null
+	@touch $@
+
+.PHONY: bench-peers
+bench-peers: $(INFINITY_STAMP) ## infinity-emb 0.0.78 (torch engine) in .cache/bench/infinity-venv: the side-by-side peer
+
+bench-setup: setup $(PERF_ANALYZER) bench-peers ## perf_analyzer 2.48.0 (+ libb64-0d, libcudart.so.12), matplotlib, infinity-emb
 	dpkg -s libb64-0d >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libb64-0d)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	LD_LIBRARY_PATH=$(BENCH)/lib $(PERF_ANALYZER) --version
