@@ -95,6 +95,7 @@ class Phase:
     p50_ms: float
     p95_ms: float
     cpu_ms: dict[str, float]  # process -> CPU milliseconds per request (gateway, triton, generator, others)
+    busiest_others: tuple[str, ...] = ()  # the other processes that used the most CPU meanwhile
 
     @property
     def throughput(self) -> float:
@@ -152,6 +153,7 @@ class CpuMeter:
 
     def __init__(self, roots: dict[str, int]) -> None:
         self.roots = roots
+        self.last_others: dict[int, float] = {}
 
     def snapshot(self) -> dict[str, float]:
         from .machine import _descendants, _processes
@@ -166,13 +168,28 @@ class CpuMeter:
             claimed |= tree
             used[name] = sum(processes[p][1] for p in tree if p in processes)
         used["others"] = sum(cpu for pid, (_, cpu) in processes.items() if pid not in claimed)
+        self.last_others = {pid: cpu for pid, (_, cpu) in processes.items() if pid not in claimed}
         return used
+
+    def top_others(self, before: dict[int, float], after: dict[int, float], count: int = 3) -> list[str]:
+        """The other processes that used the most CPU between two snapshots: 'name pid seconds'."""
+        spent = sorted(((cpu - before.get(pid, 0.0), pid) for pid, cpu in after.items()), reverse=True)[:count]
+        return [f"{_name(pid)} {pid} {seconds:.2f}s" for seconds, pid in spent if seconds > 0.05]
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
 
 
 def measure(target: Target, concurrency: int, seconds: float | None, meter: CpuMeter) -> Phase:
     before = meter.snapshot()
+    others_before = meter.last_others
     wall, latencies = drive(target, concurrency, seconds)
     after = meter.snapshot()
+    busiest = meter.top_others(others_before, meter.last_others)
     n = len(latencies)
     cpu = {name: (after[name] - before[name]) * 1000.0 / n for name in after}
     return Phase(
@@ -182,6 +199,7 @@ def measure(target: Target, concurrency: int, seconds: float | None, meter: CpuM
         float(np.percentile(latencies, 50)),
         float(np.percentile(latencies, 95)),
         {k: round(v, 3) for k, v in cpu.items()},
+        tuple(busiest),
     )
 
 
@@ -269,6 +287,17 @@ def ratio(summaries: dict[str, Summary]) -> float:
     return summaries["gateway"].median / summaries["raw"].median
 
 
+def path_cpu_ms(summary: Summary) -> float:
+    """CPU milliseconds one request costs on its whole path: gateway (if any), Triton and the generator."""
+    return sum(summary.cpu_ms.get(k, 0.0) for k in ("gateway", "triton", "generator"))
+
+
+def cpu_bound_ratio(summaries: dict[str, Summary]) -> float:
+    """The ratio a machine saturated by these processes gives: raw path CPU / gateway path CPU per request. Other
+    tenants' load, which shifts the measured throughputs phase by phase, does not enter it."""
+    return path_cpu_ms(summaries["raw"]) / path_cpu_ms(summaries["gateway"])
+
+
 def table(summaries: dict[str, Summary]) -> str:
     """Markdown: texts/s (median and each repeat), latency medians, CPU ms per request by process, the ratio."""
     lines = [
@@ -289,6 +318,11 @@ def table(summaries: dict[str, Summary]) -> str:
         verdict = "meets" if value >= TARGET_RATIO else "below"
         lines.append("")
         lines.append(f"gateway / raw = **{value:.3f}** ({verdict} the {TARGET_RATIO} target)")
+        lines.append("")
+        lines.append(
+            f"CPU-bound ratio (path CPU ms per request, raw {path_cpu_ms(summaries['raw']):.2f} / gateway "
+            f"{path_cpu_ms(summaries['gateway']):.2f}) = **{cpu_bound_ratio(summaries):.3f}**"
+        )
     return "\n".join(lines)
 
 
@@ -381,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(
                         f"  repeat {repeat + 1} {target.system:>8}: {phase.throughput:7.1f} texts/s, "
                         f"p50 {phase.p50_ms:.1f} ms, p95 {phase.p95_ms:.1f} ms; CPU ms/request: {cpu}"
+                        + (f"; busiest others: {', '.join(phase.busiest_others)}" if phase.busiest_others else "")
                     )
     summaries = summarise(phases)
     block = table(summaries)
@@ -405,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {
         "context": context,
         "ratio": ratio(summaries),
+        "cpu_bound_ratio": cpu_bound_ratio(summaries),
         "summaries": {k: {**asdict(v), "median": v.median} for k, v in summaries.items()},
         "phases": [{**asdict(p), "throughput": p.throughput} for p in phases],
     }

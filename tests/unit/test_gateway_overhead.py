@@ -84,6 +84,7 @@ def test_medians_ratio_and_table() -> None:
     assert "| raw Triton HTTP (KServe v2 JSON) | 150.0 | 150.0, 200.0, 100.0 | 80.0 | 150.0 |" in text
     assert "| gateway (OpenAI /v1/embeddings) | 120.0 |" in text and "2.00 / 8.00 / 0.30" in text
     assert "**0.800** (below the 0.9 target)" in text
+    assert "raw 8.30 / gateway 10.30) = **0.806**" in text  # CPU per request on each path: 8 + 0.3 vs 8 + 2 + 0.3
 
 
 def test_the_table_replaces_what_lies_between_the_markers() -> None:
