@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     from instruct_embed.repository.targets import EncoderTarget
-    from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
+    from instruct_embed.runtime.graph_sessions import AUTO, REQUESTABLE_CPU_PRECISIONS
 
     p = sub.add_parser("prepare", help="build the transformers folder, the validated ONNX graph and the repository")
     p.add_argument("model", help=f"a catalog name: {', '.join(model_names())}")
@@ -43,10 +43,12 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--cpu-precision",
-        default="fp32",
-        choices=CPU_PRECISIONS,
-        help="python_ort: fp32 runs the graph on ONNX Runtime; bf16 runs it on OpenVINO with the CPU's bf16 matrix "
-        "units (AMX / AVX512-BF16 only), about 4x faster, validated against the fp32 reference",
+        default=AUTO,
+        choices=REQUESTABLE_CPU_PRECISIONS,
+        help="python_ort: auto (default) serves bf16 where the CPU has bf16 units and the model's bf16 validation "
+        "passes, fp32 elsewhere; fp32 runs the graph on ONNX Runtime; bf16 runs it on OpenVINO with the CPU's bf16 "
+        "matrix units (AMX / AVX512-BF16 only), 2-4x faster; int8 runs the statically quantised graph (opt-in: "
+        "it costs retrieval quality, benchmarks/scifact.md); every one is validated against the fp32 reference",
     )
     p.add_argument(
         "--torch-device",
@@ -85,7 +87,7 @@ def _add_encoder_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
+    from instruct_embed.runtime.graph_sessions import REQUESTABLE_CPU_PRECISIONS
 
     p = sub.add_parser("serve", help="start a local Triton server (bundled binary) and wait for Ctrl-C")
     p.add_argument("--model", action="append", help=f"model to serve (repeatable; default {DEFAULT_MODEL})")
@@ -102,9 +104,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prepare", action="store_true", help="do not prepare missing models first")
     p.add_argument(
         "--cpu-precision",
-        choices=CPU_PRECISIONS,
+        choices=REQUESTABLE_CPU_PRECISIONS,
         help="(re)render the models' CPU encoder in this precision first, as `prepare --cpu-precision` does "
-        "(bf16: OpenVINO on AMX / AVX512-BF16; default: keep what the repository has, fp32 when new)",
+        "(bf16: OpenVINO on AMX / AVX512-BF16; default: keep what the repository has, auto when new)",
     )
     p.add_argument(
         "--device",
@@ -210,7 +212,7 @@ def serving_options(args: argparse.Namespace, target: object) -> ServingOptions:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from instruct_embed.paths import miniature_repository_dir, repository_dir
-    from instruct_embed.repository.render import rendered_models
+    from instruct_embed.repository.render import rendered_models, rendered_precision
     from instruct_embed.server import LocalTritonServer, ServerOptions
     from instruct_embed.server.process import run_until_signalled
 
@@ -225,6 +227,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"error: {', '.join(missing)} not prepared in {repository}; run `instruct-embed prepare "
             f"{missing[0]}{' --miniature' if args.miniature else ''}`, or serve without --no-prepare"
         )
+    for name in models:
+        precision = rendered_precision(repository, name)
+        print(f"{name}: encoder {precision or 'precision not recorded (rendered by an older version)'}", flush=True)
     loaded = tuple(name for n in models for name in rendered_models(repository, n))
     options = ServerOptions(
         repository=repository,
@@ -259,8 +264,8 @@ def _prepare_for_serving(models: Sequence[str], repository: Path, args: argparse
             serving = serving_options(args, EncoderTarget.CUDA)
             prepare_model(name, PrepareOptions(repository=repository, serving=serving, miniature=args.miniature))
         elif args.cpu_precision is not None or args.device == "cpu":
-            precision = args.cpu_precision or "fp32"
-            print(f"preparing {name} with a {precision} CPU encoder ...", flush=True)
+            precision = args.cpu_precision or "auto"
+            print(f"preparing {name} with a CPU encoder, precision {precision} ...", flush=True)
             serving = serving_options(args, EncoderTarget.PYTHON_ORT)
             prepare_model(name, PrepareOptions(repository=repository, serving=serving, miniature=args.miniature))
         elif not args.no_prepare and not rendered:

@@ -7,8 +7,9 @@ re-renders the repository (cheap) and prints the same paths.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from instruct_embed.catalog import ModelSpec, Precision, WeightSource, get_spec
 from instruct_embed.export.calibration import calibrate_int8
 from instruct_embed.export.onnx_export import ExportOptions, export_onnx
 from instruct_embed.export.optimize import can_optimize, optimize_onnx
+from instruct_embed.export.static_int8 import INT8_TOLERANCE, int8_graph_path, quantize_static_int8
 from instruct_embed.export.validate import (
     ValidationError,
     ValidationReport,
@@ -30,7 +32,12 @@ from instruct_embed.repository.configs import ServingOptions
 from instruct_embed.repository.render import ModelArtifacts, render_model
 from instruct_embed.repository.targets import EncoderTarget
 from instruct_embed.runtime.cpu_encoder import SubBatchedEncoder
-from instruct_embed.runtime.graph_sessions import BF16, CpuPrecisionError
+from instruct_embed.runtime.graph_sessions import AUTO, BF16, FP32, INT8, CpuPrecisionError, cpu_has_bf16
+
+# auto serves bf16 only where its vectors stay this close to fp32 ones (validation texts, both roles): close enough
+# that an index built in one precision answers queries embedded in the other (measured on SciFact:
+# benchmarks/scifact.md, "Precisions"). An explicit bf16 is held to the looser half-precision tolerance.
+AUTO_BF16_MIN_COSINE = 0.9999
 
 
 @dataclass(frozen=True)
@@ -120,13 +127,19 @@ def prepare_model(name: str, options: PrepareOptions = PrepareOptions()) -> Prep
             fused, [onnx_path], options, spec, hf_dir, lambda: optimize_onnx(spec, hf_dir, onnx_path, fused)
         )
         served, report = fused, fused_report
-    if options.serving.target is EncoderTarget.PYTHON_ORT and options.serving.cpu_precision == BF16:
-        report += "; served in bf16 (OpenVINO): " + _validated_cpu_bf16(served, options, spec, hf_dir)
     if options.serving.target is EncoderTarget.TENSORRT:
         # A tensorrt_plan encoder needs its plan, GPU instances and int32 ids: rendering it from the ONNX graph
         # would leave a config Triton refuses. build-engine renders the repository after a passing build.
         return PreparedModel(spec.name, hf_dir, served, None, spec.license, report)
-    cpu_precision = options.serving.cpu_precision
+    if options.serving.target is EncoderTarget.PYTHON_ORT:
+        options = replace(options, serving=resolve_cpu_precision(spec, served, options, hf_dir))
+        cpu_precision = options.serving.cpu_precision
+        if cpu_precision == BF16:
+            report += f"; served in bf16 (OpenVINO): {_validated_cpu_bf16(served, options, spec, hf_dir)}"
+        elif cpu_precision == INT8:
+            served, int8_report = _static_int8(onnx_path, options, spec, hf_dir)
+            report += f"; served in int8 (static, ONNX Runtime): {int8_report}"
+    cpu_precision = options.serving.served_cpu_precision
     ranges = _int8_ranges(
         spec,
         hf_dir,
@@ -158,6 +171,43 @@ def _int8_ranges(
     return output
 
 
+def resolve_cpu_precision(spec: ModelSpec, graph: Path, options: PrepareOptions, hf_dir: Path) -> ServingOptions:
+    """The serving options with `auto` resolved, and the choice's reason in `precision_choice`: bf16 where this CPU
+    has bf16 units and the graph computed in bf16 stays within AUTO_BF16_MIN_COSINE of the fp32 reference (so its
+    vectors can share an index with fp32 ones), fp32 elsewhere. A pinned precision is kept as it is."""
+    serving = options.serving
+    if serving.cpu_precision != AUTO:
+        return replace(serving, precision_choice=f"pinned: cpu_precision {serving.cpu_precision}")
+    chosen, why = FP32, ""
+    if options.miniature:
+        why = "a miniature is served in fp32, the precision its card oracle is checked in"
+    elif options.precision is not Precision.FP32:
+        why = f"the graph is {options.precision.value}; bf16 on the CPU computes an fp32 graph"
+    elif not cpu_has_bf16():
+        why = "this CPU has no bf16 units (AMX-BF16 / AVX512-BF16)"
+    else:
+        try:
+            checked = _validated_cpu_bf16(graph, options, spec, hf_dir)
+        except ValidationError as error:
+            why = f"bf16 failed its validation ({error})"
+        else:
+            cosine = _min_cosine_of(checked)
+            if cosine >= AUTO_BF16_MIN_COSINE:
+                chosen = BF16
+                why = f"this CPU has bf16 units and bf16 keeps min cosine {cosine:.6f} against the fp32 reference"
+            else:
+                why = f"bf16's min cosine {cosine:.6f} against the fp32 reference is below {AUTO_BF16_MIN_COSINE}"
+    return replace(serving, cpu_precision=chosen, precision_choice=f"auto: {why}")
+
+
+def _min_cosine_of(report: str) -> float:
+    """The min cosine a saved validation report states (ValidationReport.__str__ writes it first)."""
+    match = re.search(r"min cosine vs reference ([0-9.]+)", report)
+    if match is None:
+        raise ValidationError(f"the validation report states no min cosine: {report!r}")
+    return float(match[1])
+
+
 def _validated_cpu_bf16(graph: Path, options: PrepareOptions, spec: ModelSpec, hf_dir: Path) -> str:
     """The fp32 graph as the bf16 CPU runtime computes it, against the fp32 reference (half-precision tolerance)."""
     if options.precision is not Precision.FP32:
@@ -182,6 +232,28 @@ def _validated_cpu_bf16(graph: Path, options: PrepareOptions, spec: ModelSpec, h
             ) from error
         report_file.write_text(str(report))
     return report_file.read_text()
+
+
+def _static_int8(fp32_graph: Path, options: PrepareOptions, spec: ModelSpec, hf_dir: Path) -> tuple[Path, str]:
+    """The plain fp32 graph quantised to static int8 (export/static_int8.py) and validated with int8's own
+    tolerance; built again when the fp32 graph changed."""
+    if options.precision is not Precision.FP32:
+        raise CpuPrecisionError(
+            f"cpu_precision int8 quantises an fp32 graph; this graph is {options.precision.value}: "
+            "prepare it with --precision fp32"
+        )
+    graph = int8_graph_path(fp32_graph)
+    report_file = graph.with_suffix(".validation.txt")
+    if options.force or not _is_fresh(report_file, [fp32_graph]) or not _is_fresh(graph, [fp32_graph]):
+        quantize_static_int8(spec, server_tokenizer(spec, hf_dir), fp32_graph, graph)
+        try:
+            report = validate_onnx(
+                spec, hf_dir, graph, trust_remote_code=options.trust_remote_code, tolerance=INT8_TOLERANCE
+            )
+        except ValidationError as error:
+            raise ValidationError(f"cpu_precision int8 is not accurate enough: {error}; serve fp32 or bf16") from error
+        report_file.write_text(f"int8 static (tolerance {INT8_TOLERANCE}): {report}")
+    return graph, report_file.read_text()
 
 
 def _validated_torch(spec: ModelSpec, hf_dir: Path, options: PrepareOptions) -> tuple[str, Any]:

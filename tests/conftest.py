@@ -19,10 +19,14 @@ SERVED_MODELS = ("multilingual-e5-small", "all-MiniLM-L6-v2")
 
 @pytest.fixture(scope="session")
 def prepared_models() -> dict[str, object]:
-    """The two real local models, prepared (weights, validated ONNX, rendered repository)."""
+    """The two real local models, prepared (weights, validated ONNX, rendered repository), served in fp32 pinned:
+    the tests compare the server with the fp32 reference at fp32's tolerance on any CPU (the default, auto, serves
+    bf16 where the CPU has bf16 units: test_cpu_bf16.py serves that)."""
     from instruct_embed.prepare import PrepareOptions, prepare_model
+    from instruct_embed.repository.configs import ServingOptions
 
-    return {name: prepare_model(name, PrepareOptions()) for name in SERVED_MODELS}
+    options = PrepareOptions(serving=ServingOptions(cpu_precision="fp32"))
+    return {name: prepare_model(name, options) for name in SERVED_MODELS}
 
 
 @pytest.fixture(scope="session")

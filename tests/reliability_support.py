@@ -72,7 +72,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def own_server(
     root: Path,
-    serving: ServingOptions = ServingOptions(),
+    serving: ServingOptions = ServingOptions(cpu_precision="fp32"),  # fp32's numbers on any CPU
     exit_timeout_s: int = 30,
     restart_dead_stubs: bool = True,
 ) -> LocalTritonServer:

@@ -185,7 +185,9 @@ def cmd_models(args: argparse.Namespace) -> int:
                                   "document_template": model.document_template,
                                   "symmetric_template": model.symmetric_template,
                                   "default_task": model.default_task, "tasks": served_tasks(model),
-                                  "embedding_types": list(model.embedding_types)}))  # fmt: skip
+                                  "embedding_types": list(model.embedding_types),
+                                  "encoder_precision": model.encoder_precision,
+                                  "precision_choice": model.precision_choice}))  # fmt: skip
     except EmbedError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -21,10 +21,12 @@ from instruct_embed.runtime.contract import (
     DIMENSIONS,
     EMBEDDING_OUTPUTS,
     EMBEDDING_TYPES,
+    ENCODER_PRECISION_KEY,
     FLOAT,
     INSTRUCTION,
     INSTRUCTION_KIND,
     INT8,
+    PRECISION_CHOICE_KEY,
     RETRIEVAL,
     ROLE,
     SERVED_TYPES_KEY,
@@ -184,6 +186,9 @@ class ServedModel:
     symmetric_template: str = ""  # every text of a symmetric request gets it; "" (not served): the query template
     task_kinds: dict[str, str] = field(default_factory=dict)  # task name -> "retrieval" | "symmetric"
     embedding_types: tuple[str, ...] = (FLOAT,)  # a server older than storage types serves float alone
+    # What the encoder computes in ("bf16 (OpenVINO)") and why ("auto: ..."); "" from a server that does not say.
+    encoder_precision: str = ""
+    precision_choice: str = ""
 
     def __post_init__(self) -> None:
         # A server older than task kinds sends neither: its symmetric template is the query template, and every
@@ -211,6 +216,8 @@ def parse_config(name: str, config: Mapping[str, Any]) -> ServedModel:
         symmetric_template=str(spec.get("symmetric_template") or ""),
         task_kinds={str(k): str(v) for k, v in (spec.get("task_kinds") or {}).items()},
         embedding_types=tuple(spec.get(SERVED_TYPES_KEY) or (FLOAT,)),
+        encoder_precision=str(spec.get(ENCODER_PRECISION_KEY) or ""),
+        precision_choice=str(spec.get(PRECISION_CHOICE_KEY) or ""),
     )
 
 

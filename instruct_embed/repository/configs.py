@@ -28,6 +28,7 @@ from instruct_embed.runtime.contract import (
     EMBEDDING_OUTPUTS,
     EMBEDDING_TYPES,
     ENCODER,
+    ENCODER_PRECISION_KEY,
     FLOAT,
     INPUT_IDS,
     INT8,
@@ -35,6 +36,7 @@ from instruct_embed.runtime.contract import (
     OPTIONAL_TEXT_INPUTS,
     OUTPUT_ROW,
     POSTPROCESS,
+    PRECISION_CHOICE_KEY,
     PREPROCESS,
     SERVED_TYPES_KEY,
     SIZES,
@@ -46,7 +48,7 @@ from instruct_embed.runtime.contract import (
     step_name,
 )
 from instruct_embed.runtime.cpu_encoder import shared_threads
-from instruct_embed.runtime.graph_sessions import FP32, CpuPrecisionError, check_cpu_precision
+from instruct_embed.runtime.graph_sessions import AUTO, FP32, CpuPrecisionError, check_cpu_precision, cpu_runtime
 from instruct_embed.runtime.null_encoder import OUTPUTS_PARAMETER, NullOutput, outputs_to_parameter
 
 from . import layout
@@ -85,8 +87,12 @@ class ServingOptions:
     # The CPU encoder's threads per instance (ONNX Runtime's or OpenVINO's); 0: the instances share the cores.
     ort_intra_op_threads: int = 0
     # python_ort: "fp32" runs the graph on ONNX Runtime; "bf16" runs the same graph on OpenVINO with the CPU's bf16
-    # matrix units (AMX / AVX512-BF16; refused where the CPU has none), validated against the fp32 reference.
-    cpu_precision: str = FP32
+    # matrix units (AMX / AVX512-BF16; refused where the CPU has none); "int8" runs the statically quantised graph;
+    # each validated against the fp32 reference. "auto", a request: prepare resolves it (resolve_cpu_precision) to
+    # bf16 where the CPU has bf16 units and bf16 passes validation, else fp32; rendered unresolved, it is fp32.
+    cpu_precision: str = AUTO
+    # Why the encoder computes in its precision (prepare's resolution of "auto", or "pinned"), carried to clients.
+    precision_choice: str = ""
     token_budget: int = 8192  # padded tokens per encoder run (python_ort): bounds one run, sorts out padding
     # What one more ONNX Runtime run costs, in tokens (python_ort): the encoder cuts a batch into sub-batches where
     # padding would cost more than that (benchmarks/README.md: +25 % on 1-text requests); 0: fill up to the budget.
@@ -113,14 +119,19 @@ class ServingOptions:
     gpu_memory_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        check_cpu_precision(self.cpu_precision)
-        if self.cpu_precision != FP32 and self.target is not EncoderTarget.PYTHON_ORT:
+        check_cpu_precision(self.cpu_precision, requestable=True)
+        if self.cpu_precision not in (FP32, AUTO) and self.target is not EncoderTarget.PYTHON_ORT:
             raise CpuPrecisionError(
                 f"cpu_precision {self.cpu_precision} applies to the {EncoderTarget.PYTHON_ORT} target (the "
                 f"Python-backend CPU encoder), not to {self.target}"
             )
         if not 0.0 <= self.gpu_memory_fraction <= 1.0:
             raise ValueError(f"gpu_memory_fraction {self.gpu_memory_fraction} must be between 0 (no cap) and 1")
+
+    @property
+    def served_cpu_precision(self) -> str:
+        """What the python_ort encoder computes in: the resolved precision (an unresolved "auto" is fp32)."""
+        return FP32 if self.cpu_precision == AUTO else self.cpu_precision
 
     def torch_precision_of(self, spec: ModelSpec) -> Precision:
         """The cuda target's precision for `spec`: the pinned one, else the family's engine precision."""
@@ -229,7 +240,7 @@ def encoder_config(spec: ModelSpec, options: ServingOptions) -> mc.ModelConfig:
         config.parameters["max_rows_per_run"].string_value = str(options.max_batch_size)
         config.parameters["ort_allow_spinning"].string_value = "1" if options.ort_allow_spinning else "0"
         config.parameters["run_cost_tokens"].string_value = str(options.run_cost_tokens)
-        config.parameters["cpu_precision"].string_value = options.cpu_precision
+        config.parameters["cpu_precision"].string_value = options.served_cpu_precision
     elif options.target is EncoderTarget.CUDA:
         config.parameters["catalog_model"].string_value = spec.name  # the model card's module, from the catalog
         config.parameters["torch_device"].string_value = options.torch_device.value
@@ -284,6 +295,20 @@ def postprocess_config(spec: ModelSpec, options: ServingOptions, calibrated: boo
     return config
 
 
+def encoder_precision(spec: ModelSpec, options: ServingOptions) -> dict[str, str]:
+    """What the encoder computes in, and why, for the ensemble's spec parameter (python_ort and cuda targets)."""
+    if options.target is EncoderTarget.PYTHON_ORT:
+        precision = f"{options.served_cpu_precision} ({cpu_runtime(options.served_cpu_precision)})"
+        unresolved = "auto, unresolved (rendered without prepare): fp32"
+        choice = options.precision_choice or (unresolved if options.cpu_precision == AUTO else "pinned")
+    elif options.target is EncoderTarget.CUDA:
+        precision = f"{options.torch_precision_of(spec).value} (PyTorch on {options.torch_device.value})"
+        choice = "pinned: torch_precision" if options.torch_precision else "the family's engine precision"
+    else:
+        return {}
+    return {ENCODER_PRECISION_KEY: precision, PRECISION_CHOICE_KEY: choice}
+
+
 def ensemble_config(spec: ModelSpec, options: ServingOptions, calibrated: bool = False) -> mc.ModelConfig:
     config = _start(layout.ENSEMBLE, spec.name, options)
     _request_inputs(config)
@@ -300,7 +325,7 @@ def ensemble_config(spec: ModelSpec, options: ServingOptions, calibrated: bool =
     per_token = any(o.per_token for o in outputs)
     if per_token:
         _add_tensor(config.output, TOKEN_IDS, mc.TYPE_INT64, [-1])
-    _spec_parameter(config, spec, {SERVED_TYPES_KEY: list(types)})
+    _spec_parameter(config, spec, {SERVED_TYPES_KEY: list(types), **encoder_precision(spec, options)})
     if options.response_cache:
         config.response_cache.enable = True
     steps = config.ensemble_scheduling.step

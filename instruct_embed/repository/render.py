@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -9,7 +10,14 @@ from pathlib import Path
 
 from instruct_embed import runtime
 from instruct_embed.catalog import ModelSpec
-from instruct_embed.runtime.contract import INT8_RANGES_FILE, POSTPROCESS, PREPROCESS
+from instruct_embed.runtime.contract import (
+    ENCODER_PRECISION_KEY,
+    INT8_RANGES_FILE,
+    POSTPROCESS,
+    PRECISION_CHOICE_KEY,
+    PREPROCESS,
+    SPEC_PARAMETER,
+)
 from instruct_embed.runtime.encoder_step import WEIGHTS_DIR
 from instruct_embed.runtime.preprocess import TOKENIZER_FILE
 
@@ -21,10 +29,18 @@ from .configs import (
     postprocess_name,
     preprocess_config,
 )
-from .layout import PYTHON_MODEL_FILE, VERSION, python_model, read_config, write_config
+from .layout import CONFIG_FILE, PYTHON_MODEL_FILE, VERSION, python_model, read_config, write_config
 from .targets import EncoderTarget
 
-__all__ = ["ModelArtifacts", "read_config", "render_model", "rendered_models", "runtime_differs", "write_config"]
+__all__ = [
+    "ModelArtifacts",
+    "read_config",
+    "render_model",
+    "rendered_models",
+    "rendered_precision",
+    "runtime_differs",
+    "write_config",
+]
 
 RUNTIME_PACKAGE = "instruct_embed_runtime"  # the runtime package's name inside a rendered model
 
@@ -39,6 +55,15 @@ class ModelArtifacts:
     encoder_file: Path | None = None
     hf_dir: Path | None = None
     int8_ranges: Path | None = None
+
+
+def rendered_precision(repository: Path, name: str) -> str:
+    """What the rendered model `name`'s encoder computes in and why, in one line ("" if its config does not say)."""
+    config = read_config(repository / name / CONFIG_FILE)
+    spec = json.loads(config.parameters[SPEC_PARAMETER].string_value) if SPEC_PARAMETER in config.parameters else {}
+    if ENCODER_PRECISION_KEY not in spec:
+        return ""
+    return f"{spec[ENCODER_PRECISION_KEY]}; {spec.get(PRECISION_CHOICE_KEY, '')}"
 
 
 def rendered_models(repository: Path, name: str) -> tuple[str, ...]:

@@ -86,6 +86,9 @@ STEPS = (PREPROCESS, ENCODER, POSTPROCESS)
 # EMBEDDING_TYPES under this key.
 SPEC_PARAMETER = "instruct_embed_spec"
 SERVED_TYPES_KEY = "embedding_types"
+# The ensemble's spec parameter also says what the encoder computes in ("bf16 (OpenVINO)") and why (auto's reason).
+ENCODER_PRECISION_KEY = "encoder_precision"
+PRECISION_CHOICE_KEY = "precision_choice"
 # The postprocess step's file of calibrated int8 ranges, in its version folder.
 INT8_RANGES_FILE = "int8_ranges.json"
 

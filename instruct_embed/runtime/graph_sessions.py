@@ -1,9 +1,14 @@
-"""What runs the exported graph on CPU: ONNX Runtime in fp32, or OpenVINO with bf16 matrix math.
+"""What runs the exported graph on CPU: ONNX Runtime in fp32, OpenVINO with bf16 matrix math, or ONNX Runtime on the
+statically quantised int8 graph.
 
-Both read the same fp32 ONNX file and answer `run(feed) -> {output: array}`. bf16 exists because ONNX Runtime's CPU
-provider has no bf16 kernels for x86, while CPUs with AMX or AVX512-BF16 units do bf16 matrix products several
-times faster than fp32 ones; OpenVINO's CPU plugin uses them, keeping accumulation, softmax and normalisation in
-fp32 (measured on e5-small: cosine >= 0.9999 against fp32, about 4x the throughput: benchmarks/README.md).
+All answer `run(feed) -> {output: array}`. bf16 exists because ONNX Runtime's CPU provider has no bf16 kernels for
+x86, while CPUs with AMX or AVX512-BF16 units do bf16 matrix products several times faster than fp32 ones; OpenVINO's
+CPU plugin uses them, keeping accumulation, softmax and normalisation in fp32 (measured on e5-small: cosine >= 0.9999
+against fp32, 2x the throughput with AVX512-BF16, about 4x with AMX: benchmarks/README.md). int8 runs a graph whose
+scales were calibrated once (export/static_int8.py), so a text's vector does not depend on its batch neighbours.
+
+`auto` is a request, not a precision: prepare resolves it (prepare.resolve_cpu_precision) to bf16 where the CPU has
+bf16 units and the model's bf16 validation passes, to fp32 elsewhere, and renders the choice with its reason.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import numpy as np
 
 FP32 = "fp32"
 BF16 = "bf16"
-CPU_PRECISIONS = (FP32, BF16)
+INT8 = "int8"
+AUTO = "auto"
+CPU_PRECISIONS = (FP32, BF16, INT8)  # what an encoder computes in
+REQUESTABLE_CPU_PRECISIONS = (AUTO, *CPU_PRECISIONS)  # what a user may ask for
 # The CPU plugin lists this capability where the cores multiply bf16 natively (AMX-BF16 or AVX512-BF16).
 BF16_CAPABILITY = "BF16"
 
@@ -32,15 +40,20 @@ class CpuPrecisionError(ValueError):
     """The requested CPU precision cannot run here, or is not one we offer."""
 
 
-def check_cpu_precision(precision: str) -> None:
-    if precision not in CPU_PRECISIONS:
-        raise CpuPrecisionError(
-            f"CPU precision {precision!r} is not offered; choose one of {', '.join(CPU_PRECISIONS)}"
-        )
+def check_cpu_precision(precision: str, requestable: bool = False) -> None:
+    offered = REQUESTABLE_CPU_PRECISIONS if requestable else CPU_PRECISIONS
+    if precision not in offered:
+        raise CpuPrecisionError(f"CPU precision {precision!r} is not offered; choose one of {', '.join(offered)}")
+
+
+def cpu_runtime(precision: str) -> str:
+    """Which library computes `precision` on the CPU, for what the server says it runs."""
+    return "OpenVINO" if precision == BF16 else "ONNX Runtime"
 
 
 def open_graph_session(onnx_path: str, precision: str, threads: int, allow_spinning: bool) -> GraphSession:
-    """A session for `onnx_path` computing in `precision` ("fp32" or "bf16") on `threads` threads (0: all cores)."""
+    """A session for `onnx_path` computing in `precision` on `threads` threads (0: all cores). For int8,
+    `onnx_path` is the quantised graph (its QDQ nodes carry the scales)."""
     check_cpu_precision(precision)
     if precision == BF16:
         return OpenVinoBf16Session(onnx_path, threads)

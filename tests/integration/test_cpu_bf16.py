@@ -1,5 +1,6 @@
-"""multilingual-e5-small served with `cpu_precision=bf16` (OpenVINO on the CPU's bf16 units), two encoder instances:
-validated at prepare time, and the served vectors stay within half-precision tolerance of the PyTorch reference."""
+"""multilingual-e5-small served in the default precision, `auto`, on a CPU with bf16 units, two encoder instances:
+auto chooses bf16 (OpenVINO on the CPU's bf16 units) after validating it at prepare time, says so to clients, and
+the served vectors stay within half-precision tolerance of the PyTorch reference."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ from tests.unit.test_graph_sessions import needs_bf16
 
 pytestmark = [pytest.mark.integration, needs_bf16]
 
-BF16_SERVING = ServingOptions(cpu_precision="bf16", encoder_instances=2, ort_intra_op_threads=1)
+AUTO_SERVING = ServingOptions(encoder_instances=2, ort_intra_op_threads=1)  # cpu_precision: auto, the default
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    running = own_server(tmp_path_factory.mktemp("bf16"), BF16_SERVING).start()
+    running = own_server(tmp_path_factory.mktemp("bf16"), AUTO_SERVING).start()
     try:
         yield running
     finally:
@@ -38,6 +39,13 @@ def test_the_bf16_runtime_passes_validation_against_the_fp32_reference(prepared_
     assert report.min_cosine >= HALF_PRECISION_TOLERANCE
     # bf16 rounds each row's own numbers; nothing is shared across a batch (unlike int8's per-batch scales).
     assert report.max_batch_vs_single <= 1e-4
+
+
+def test_auto_chose_bf16_and_the_server_says_why(server: Any) -> None:
+    with EmbedClient(server.http_url) as client:
+        (served,) = [m for m in client.models() if m.name == E5]
+    assert served.encoder_precision == "bf16 (OpenVINO)"
+    assert served.precision_choice.startswith("auto: this CPU has bf16 units and bf16 keeps min cosine 0.99")
 
 
 def test_served_bf16_vectors_match_the_golden_fp32_ones(server: Any) -> None:

@@ -65,12 +65,19 @@ def test_a_cpu_without_bf16_units_is_refused_with_what_to_do() -> None:
     require_bf16(["FP32", "BF16"])  # no error
 
 
-@pytest.mark.parametrize("precision", ["fp16", "int8", "BF16"])
+@pytest.mark.parametrize("precision", ["fp16", "int4", "BF16"])
 def test_unknown_cpu_precisions_are_refused_listing_the_offered_ones(precision: str, tmp_path: Path) -> None:
-    with pytest.raises(CpuPrecisionError, match=r"choose one of fp32, bf16"):
+    with pytest.raises(CpuPrecisionError, match=r"choose one of auto, fp32, bf16, int8"):
         ServingOptions(cpu_precision=precision)
-    with pytest.raises(CpuPrecisionError, match=r"choose one of fp32, bf16"):
+    with pytest.raises(CpuPrecisionError, match=r"choose one of fp32, bf16, int8$"):
         open_graph_session(tiny_graph(tmp_path / "t.onnx"), precision, threads=1, allow_spinning=False)
+
+
+def test_auto_is_a_request_the_encoder_never_computes_in(tmp_path: Path) -> None:
+    with pytest.raises(CpuPrecisionError, match=r"'auto' is not offered"):
+        open_graph_session(tiny_graph(tmp_path / "t.onnx"), "auto", threads=1, allow_spinning=False)
+    rendered = encoder_config(get_spec("multilingual-e5-small"), ServingOptions()).parameters
+    assert rendered["cpu_precision"].string_value == "fp32", "unresolved auto renders the reference precision"
 
 
 @pytest.mark.parametrize("target", ["onnxruntime", "tensorrt", "null"])
