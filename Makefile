@@ -49,6 +49,11 @@ format: setup ## apply ruff's formatting and safe fixes
 eval: setup ## SciFact nDCG@10 through a local server (e5-small: card/none/swapped, MiniLM); rewrites benchmarks/scifact.md
 	$(BIN)/python -m benchmarks.run_scifact
 
+.PHONY: eval-precisions
+eval-precisions: setup ## SciFact nDCG@10 and fp32 cosines of the CPU precisions fp32 / bf16 / int8, mixed in one index too (e5-small, MiniLM)
+	$(BIN)/python -m benchmarks.run_precisions --model multilingual-e5-small
+	$(BIN)/python -m benchmarks.run_precisions --model all-MiniLM-L6-v2
+
 .PHONY: eval-types
 eval-types: setup ## SciFact nDCG@10 and bytes per vector for float / int8 / binary / binary+rescore (e5-small); rewrites benchmarks/scifact.md
 	$(BIN)/python -m benchmarks.run_storage_types
@@ -103,9 +108,7 @@ bench-setup: setup $(PERF_ANALYZER) bench-peers ## perf_analyzer 2.48.0 (+ libb6
 	LD_LIBRARY_PATH=$(BENCH)/lib $(PERF_ANALYZER) --version
 
 BENCH_MODELS ?= multilingual-e5-small all-MiniLM-L6-v2
-HAS_BF16 = $(BIN)/python -c "from instruct_embed.runtime.graph_sessions import cpu_has_bf16 as has; \
-	raise SystemExit(not has())"
-bench: bench-setup ## side-by-side runs (in pieces), perf_analyzer sweeps, plots; rewrites the tables in benchmarks/README.md
+bench: bench-setup ## side-by-side runs (in pieces: the default precision, then fp32 pinned), perf_analyzer sweeps, plots; rewrites benchmarks/README.md's tables
 	for model in $(BENCH_MODELS); do \
 		$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios online bulk tokenizer \
 			--tag $$model-throughput || exit 1; \
@@ -113,10 +116,8 @@ bench: bench-setup ## side-by-side runs (in pieces), perf_analyzer sweeps, plots
 			--tag $$model-latency || exit 1; \
 		$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios bursts \
 			--tag $$model-bursts || exit 1; \
-		if $(HAS_BF16); then \
-			$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios online bulk priority \
-				--cpu-precision bf16 --tag $$model-bf16 || exit 1; \
-		else echo "no bf16 units on this CPU (AMX-BF16 / AVX512-BF16): the bf16 pieces are skipped"; fi; \
+		$(BIN)/python -m benchmarks.side_by_side --models $$model --scenarios online bulk \
+			--cpu-precision fp32 --tag $$model-fp32 || exit 1; \
 	done
 	$(BIN)/python -m benchmarks.perf_analyzer --wait-quiet --model multilingual-e5-small \
 		--concurrency 1,4,16 --request-rate 20,40

@@ -33,10 +33,14 @@ def perf_table(rows: Sequence[PerfRow]) -> str:
     return "\n".join(lines)
 
 
-def is_bf16(path: Path) -> bool:
-    """Whether a side-by-side piece served the CPU encoder in bf16 (its context records the serving options)."""
+def precision_group(path: Path) -> str:
+    """The README tables a side-by-side piece belongs to: "" (the headline) for the default configuration (CPU
+    precision auto), "-fp32" / "-bf16" for a precision pinned on the command line. Pieces from before auto existed
+    record only their serving options, and count as pinned."""
     _, context = load(path)
-    return "cpu_precision='bf16'" in str(context.get("serving", ""))
+    if context.get("cpu_precision_request") == "auto":
+        return ""
+    return "-bf16" if "cpu_precision='bf16'" in str(context.get("serving", "")) else "-fp32"
 
 
 def _pieces(paths: Sequence[Path]) -> tuple[list, list[dict]]:
@@ -128,8 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     document = args.readme.read_text()
     pieces = sorted(args.results.glob("side_by_side*.json"))
-    # fp32 and bf16 runs measure the same (model, scenario, system): each precision gets its own tables.
-    by_precision = {"": [p for p in pieces if not is_bf16(p)], "-bf16": [p for p in pieces if is_bf16(p)]}
+    # Runs of the default and of pinned precisions measure the same (model, scenario, system): each gets its tables.
+    by_precision: dict[str, list[Path]] = {}
+    for piece in pieces:
+        by_precision.setdefault(precision_group(piece), []).append(piece)
     for suffix, paths in by_precision.items():
         if paths:
             document = replace_section(document, f"side-by-side{suffix}", side_by_side_section(paths))

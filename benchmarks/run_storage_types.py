@@ -40,8 +40,8 @@ PER_REQUEST = 32
 IN_FLIGHT = 4
 
 
-def embed_all(url: str, model: str, texts: list[str], role: str) -> dict[str, np.ndarray]:
-    """Every storage type of `texts`, from one pass through the server."""
+def embed_all(url: str, model: str, texts: list[str], role: str, in_flight: int = IN_FLIGHT) -> dict[str, np.ndarray]:
+    """Every storage type of `texts`, from one pass through the server, `in_flight` requests at a time."""
     import tritonclient.http as http
 
     def one(part: list[str]) -> dict[str, np.ndarray]:
@@ -58,7 +58,7 @@ def embed_all(url: str, model: str, texts: list[str], role: str) -> dict[str, np
             client.close()
 
     parts = [texts[i : i + PER_REQUEST] for i in range(0, len(texts), PER_REQUEST)]
-    with ThreadPoolExecutor(IN_FLIGHT) as pool:
+    with ThreadPoolExecutor(in_flight) as pool:
         answers = list(pool.map(one, parts))
     return {o: np.concatenate([a[o] for a in answers]) for o in OUTPUTS}
 
@@ -123,6 +123,7 @@ def table(rows: Sequence[tuple[str, RetrievalMetrics]], dim: int, model: str, su
 def main(argv: Sequence[str] | None = None) -> int:
     from instruct_embed.paths import repository_dir
     from instruct_embed.prepare import PrepareOptions, prepare_model
+    from instruct_embed.repository.configs import ServingOptions
 
     from .eval_server import eval_server
 
@@ -138,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = limit(data, max_docs=args.limit_docs)
     print(data.describe(), flush=True)
     repository = repository_dir()
-    prepare_model(args.model, PrepareOptions(repository=repository))
+    # The table is the fp32 encoder's (the storage types quantise its vectors), on any CPU.
+    prepare_model(args.model, PrepareOptions(repository=repository, serving=ServingOptions(cpu_precision="fp32")))
     query_ids, doc_ids = list(data.queries), list(data.corpus)
     load_start = os.getloadavg()[1]
     started = time.perf_counter()

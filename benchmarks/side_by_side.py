@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from instruct_embed.runtime.graph_sessions import CPU_PRECISIONS
+from instruct_embed.runtime.graph_sessions import AUTO, BF16, FP32
 
 from .in_process import InProcessOrt, InWindows
 from .peers import INFINITY_VENV
@@ -68,7 +68,7 @@ def serving_options(args: argparse.Namespace, **changes: Any):
         preprocess_instances=args.preprocess_instances,
         cpu_precision=args.cpu_precision,
     )
-    return replace(options, **changes)
+    return replace(options, **changes)  # prepare names an auto-resolved precision "pinned" (the harness resolved it)
 
 
 def infinity_peer(args: argparse.Namespace, model: str, hf_dir: Path):
@@ -509,9 +509,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cpu-precision",
-        default="fp32",
-        choices=CPU_PRECISIONS,
-        help="the server's and the in-process limit's CPU precision (bf16: OpenVINO on AMX / AVX512-BF16)",
+        default=AUTO,
+        choices=(AUTO, FP32, BF16),
+        help="the server's and the in-process limit's CPU precision; auto (the default, as `prepare` serves it): "
+        "bf16 where the CPU has bf16 units and the model's bf16 validation passes, else fp32",
     )
     parser.add_argument("--spinning", action="store_true", help="let ONNX Runtime's threads spin (server and ORT)")
     parser.add_argument("--preprocess-instances", type=int, default=1)
@@ -547,9 +548,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tag", default="", help="results go to side_by_side[-TAG].json/.md (pieces of one run)")
     args = parser.parse_args(argv)
     args.runs = range(args.repeats)
-    if args.token_budget is None:
-        args.token_budget = TUNED_TOKEN_BUDGET[args.cpu_precision]
+    args.precision_request, args.precision_choice = args.cpu_precision, f"pinned: cpu_precision {args.cpu_precision}"
+    args.tuned_budget = args.token_budget is None
+    if args.cpu_precision != AUTO:
+        _set_precision(args, args.cpu_precision, args.precision_choice)
     return args
+
+
+def _set_precision(args: argparse.Namespace, precision: str, choice: str) -> None:
+    args.cpu_precision, args.precision_choice = precision, choice
+    if args.tuned_budget:
+        args.token_budget = TUNED_TOKEN_BUDGET[precision]
+
+
+def resolve_precision(args: argparse.Namespace, model: str) -> None:
+    """`auto` resolved for `model` as `prepare` resolves it (prepare.resolve_cpu_precision), so the server and the
+    in-process limit compute in the precision a default deployment of `model` on this machine computes in."""
+    if args.precision_request != AUTO:
+        return
+    from instruct_embed.catalog import get_spec
+    from instruct_embed.prepare import PrepareOptions, prepare_model, resolve_cpu_precision
+    from instruct_embed.repository.configs import ServingOptions
+
+    root = BENCH_DIR.parent / ".cache" / "bench" / "repositories" / f"resolve-{model}"
+    prepared = prepare_model(model, PrepareOptions(repository=root, serving=ServingOptions(cpu_precision=FP32)))
+    assert prepared.onnx is not None, "the CPU encoder serves an ONNX graph"
+    serving = resolve_cpu_precision(get_spec(model), prepared.onnx, PrepareOptions(), prepared.hf_dir)
+    _set_precision(args, serving.cpu_precision, serving.precision_choice)
+    print(f"  cpu precision {args.cpu_precision} ({args.precision_choice})")
 
 
 def peer_versions(args: argparse.Namespace) -> dict[str, str]:
@@ -578,6 +604,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     found: list[Measurement] = []
     for model in args.models:
         print(f"== {model}")
+        resolve_precision(args, model)
         run = Run(args, model, texts, root)
         if {"online", "bulk", "tokenizer"} & set(args.scenarios):
             run.throughput()
@@ -598,6 +625,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "threads": args.threads,
         "repeats": args.repeats,
         "serving": repr(serving_options(args)),
+        "cpu_precision_request": args.precision_request,  # "auto": the default configuration
+        "precision_choice": args.precision_choice,
         "command": "python -m benchmarks.side_by_side " + " ".join(sys.argv[1:] if argv is None else argv),
         "versions": {**versions(), **peer_versions(args)},
     }

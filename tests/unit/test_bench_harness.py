@@ -179,7 +179,25 @@ def test_the_token_budget_defaults_to_the_one_tuned_for_the_precision() -> None:
         args = parse_args(["--cpu-precision", precision])
         options = serving_options(args)
         assert (options.cpu_precision, options.token_budget) == (precision, TUNED_TOKEN_BUDGET[precision])
+        assert (args.precision_request, args.precision_choice) == (precision, f"pinned: cpu_precision {precision}")
     assert serving_options(parse_args(["--cpu-precision", "bf16", "--token-budget", "700"])).token_budget == 700
+
+
+def test_auto_is_resolved_per_model_as_prepare_resolves_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import instruct_embed.prepare as prepare
+    from benchmarks import side_by_side
+    from instruct_embed.repository.configs import ServingOptions
+
+    args = side_by_side.parse_args([])
+    assert (args.cpu_precision, args.precision_request) == ("auto", "auto")
+    prepared = prepare.PreparedModel("multilingual-e5-small", Path("hf"), Path("g.onnx"), None, "mit", "ok")
+    monkeypatch.setattr(prepare, "prepare_model", lambda name, options: prepared)
+    chosen = ServingOptions(cpu_precision="bf16", precision_choice="auto: this CPU has bf16 units")
+    monkeypatch.setattr(prepare, "resolve_cpu_precision", lambda *a: chosen)
+    side_by_side.resolve_precision(args, "multilingual-e5-small")
+    assert (args.cpu_precision, args.token_budget) == ("bf16", side_by_side.TUNED_TOKEN_BUDGET["bf16"])
+    assert args.precision_choice == "auto: this CPU has bf16 units"
+    assert side_by_side.serving_options(args).cpu_precision == "bf16"
 
 
 def test_measurements_table_lists_every_repeat() -> None:
@@ -211,30 +229,37 @@ def test_each_perf_section_shows_only_its_own_plots(tmp_path: Path) -> None:
     assert "(m-null-concurrency.png)" in sections["m-null"] and "(m-concurrency.png)" not in sections["m-null"]
 
 
-def test_fp32_and_bf16_runs_get_their_own_tables(tmp_path: Path) -> None:
+def test_the_default_configuration_and_pinned_precisions_get_their_own_tables(tmp_path: Path) -> None:
     from benchmarks.ratios import save
     from benchmarks.report import main
 
-    def piece(name: str, serving: str, server: float) -> None:
+    def piece(name: str, serving: str, server: float, request: str | None) -> None:
         context = {
             "date": "d", "machine": "2 cores", "load_start": "0", "load_end": "0", "texts": "t", "threads": 2,
             "repeats": 1, "command": "c", "serving": serving, "versions": {},
         }  # fmt: skip
+        if request is not None:
+            context["cpu_precision_request"] = request
         found = [_m("bulk", "server", (server,)), _m("bulk", "in-process ORT", (100.0,))]
         save(found, tmp_path / f"side_by_side-{name}.json", context)
 
-    piece("fp32", "ServingOptions(cpu_precision='fp32', token_budget=512)", 91.0)
-    piece("bf16", "ServingOptions(cpu_precision='bf16', token_budget=2048)", 37.0)
+    piece("auto", "ServingOptions(cpu_precision='bf16', token_budget=2048)", 55.0, "auto")
+    piece("fp32", "ServingOptions(cpu_precision='fp32', token_budget=512)", 91.0, "fp32")
+    piece("bf16-old", "ServingOptions(cpu_precision='bf16', token_budget=2048)", 37.0, None)  # before auto
     readme = tmp_path / "README.md"
-    sections = ("headline", "headline-bf16", "side-by-side", "side-by-side-bf16")
+    groups = ("", "-fp32", "-bf16")
+    sections = [f"{kind}{g}" for g in groups for kind in ("headline", "side-by-side")]
     readme.write_text("\n".join(f"<!-- {n}:start -->\n<!-- {n}:end -->" for n in sections))
     assert main(["--results", str(tmp_path), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    fp32_part = text.split("<!-- headline-bf16:start -->")[0]
-    bf16_part = text.split("<!-- headline-bf16:start -->")[1].split("<!-- headline-bf16:end -->")[0]
-    assert "91 / 100" in fp32_part and "37 / 100" not in fp32_part
-    assert "37 / 100" in bf16_part and "91 / 100" not in bf16_part
-    assert "token_budget=2048" in text.split("<!-- side-by-side-bf16:start -->")[1]
+
+    def section(name: str) -> str:
+        return text.split(f"<!-- {name}:start -->")[1].split(f"<!-- {name}:end -->")[0]
+
+    assert [v in section("headline") for v in ("55 / 100", "91 / 100", "37 / 100")] == [True, False, False]
+    assert [v in section("headline-fp32") for v in ("55 / 100", "91 / 100", "37 / 100")] == [False, True, False]
+    assert [v in section("headline-bf16") for v in ("55 / 100", "91 / 100", "37 / 100")] == [False, False, True]
+    assert "token_budget=512" in section("side-by-side-fp32")
 
 
 def test_a_burst_stalls_when_no_answer_comes_for_longer_than_the_margin() -> None:

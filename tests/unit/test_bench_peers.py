@@ -208,7 +208,8 @@ def test_the_headline_shows_the_peer_rows(tmp_path: Path) -> None:
 
     context = {
         "date": "d", "machine": "2 cores", "load_start": "0", "load_end": "0", "texts": "t", "threads": 2,
-        "repeats": 1, "command": "c", "serving": "ServingOptions(cpu_precision='fp32')", "versions": {},
+        "repeats": 1, "command": "c", "serving": "ServingOptions(cpu_precision='bf16')", "versions": {},
+        "cpu_precision_request": "auto",
     }  # fmt: skip
     found = [_m("online", "server", 300.0), _m("online", "infinity-emb", 100.0), _m("bulk", "server", 90.0)]
     found += [_m("bulk", "sentence-transformers", 30.0), _m("bulk", "infinity-emb", 45.0)]
