@@ -124,6 +124,17 @@ def test_serve_then_encode_then_sigterm(prepared_models: dict[str, Any], tmp_pat
             time.sleep(0.5)
         printed = Path(log.name).read_text()
         assert "query 'how much protein should a female eat' -> 384-d vector, norm 1.0000" in printed
+        # The tests' repository pins fp32 (conftest): serve says what the encoder computes in, and why.
+        assert "multilingual-e5-small: encoder fp32 (ONNX Runtime); pinned: cpu_precision fp32" in printed
+        listed = subprocess.run(
+            [sys.executable, "-m", "instruct_embed.cli", "models", "--url", f"127.0.0.1:{http}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        (model,) = [m for m in map(json.loads, listed.stdout.splitlines()) if m["name"] == "multilingual-e5-small"]
+        assert (model["encoder_precision"], model["precision_choice"]) == (
+            "fp32 (ONNX Runtime)",
+            "pinned: cpu_precision fp32",
+        )
 
         encoded = subprocess.run(
             [sys.executable, "-m", "instruct_embed.cli", "encode", "--url", f"127.0.0.1:{grpc}", "--protocol",
