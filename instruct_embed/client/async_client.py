@@ -85,6 +85,8 @@ class AsyncEmbedClient(ClientCore):
             await asyncio.sleep(then.wait_s)
 
     async def _all(self, calls: list[Call]) -> list[Any]:
+        if len(calls) == 1:  # one request (every online query): no semaphore, task or gather, no bar (< 2)
+            return [await self._request(calls[0])]
         bar = self._progress_bar(len(calls))
         gate = asyncio.Semaphore(self.concurrency)
 

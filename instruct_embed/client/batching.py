@@ -35,5 +35,8 @@ def reassemble(chunks: Sequence[Chunk], results: Sequence[np.ndarray], total: in
     for chunk, rows in zip(chunks, results, strict=True):
         if rows.shape[0] != len(chunk.positions):
             raise ValueError(f"a request for {len(chunk.positions)} texts came back with {rows.shape[0]} rows")
-        out[list(chunk.positions)] = rows
+        if len(chunk.positions) == 1:  # one text (every online query): no index array to build
+            out[chunk.positions[0]] = rows[0]
+        else:
+            out[list(chunk.positions)] = rows
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -228,33 +229,58 @@ def _column(module: Any, name: str, values: list[str]) -> Any:
     return tensor
 
 
+# The columns that repeat one value on every row (ROLE, TASK, ..., DIMENSIONS) are the same tensors request after
+# request: made once per (module, name, value, rows) and shared (tritonclient copies them into each request and
+# never changes them). Bounded: a free-text INSTRUCTION makes one entry per text.
+def _constant_column(module: Any, name: str, value: Any, n: int, datatype: str = "BYTES") -> Any:
+    try:
+        return _cached_column(module, name, value, n, datatype)
+    except TypeError:  # an unhashable value: made afresh (and refused as before)
+        return _make_constant_column(module, name, value, n, datatype)
+
+
+def _make_constant_column(module: Any, name: str, value: Any, n: int, datatype: str) -> Any:
+    if datatype == "BYTES":
+        return _column(module, name, [value] * n)
+    tensor = module.InferInput(name, [n, 1], datatype)
+    tensor.set_data_from_numpy(np.full((n, 1), value, dtype=np.int32))
+    return tensor
+
+
+_cached_column = functools.lru_cache(maxsize=256)(_make_constant_column)
+
+
 def build_inputs(module: Any, texts: list[str], request: EncodeRequest) -> list[Any]:
     """[n, 1] BYTES inputs: TEXT and ROLE always, TASK / INSTRUCTION / INSTRUCTION_KIND / TRUNCATE / CHUNK when
     set; and DIMENSIONS / CHUNK_OVERLAP (INT32) when asked for."""
     n = len(texts)
-    inputs = [_column(module, TEXT, texts), _column(module, ROLE, [request.role] * n)]
+    inputs = [_column(module, TEXT, texts), _constant_column(module, ROLE, request.role, n)]
     if request.task:
-        inputs.append(_column(module, TASK, [request.task] * n))
+        inputs.append(_constant_column(module, TASK, request.task, n))
     if request.instruction:
-        inputs.append(_column(module, INSTRUCTION, [request.instruction] * n))
+        inputs.append(_constant_column(module, INSTRUCTION, request.instruction, n))
     if request.instruction_kind:
-        inputs.append(_column(module, INSTRUCTION_KIND, [request.instruction_kind] * n))
+        inputs.append(_constant_column(module, INSTRUCTION_KIND, request.instruction_kind, n))
     if request.truncate != DEFAULT_TRUNCATE:
-        inputs.append(_column(module, TRUNCATE, [request.truncate] * n))
+        inputs.append(_constant_column(module, TRUNCATE, request.truncate, n))
     if request.chunk:
-        inputs.append(_column(module, CHUNK, [request.chunk] * n))
+        inputs.append(_constant_column(module, CHUNK, request.chunk, n))
     for name, value in ((DIMENSIONS, request.dimensions), (CHUNK_OVERLAP, request.chunk_overlap)):
         if value is not None:
-            tensor = module.InferInput(name, [n, 1], "INT32")
-            tensor.set_data_from_numpy(np.full((n, 1), value, dtype=np.int32))
-            inputs.append(tensor)
+            inputs.append(_constant_column(module, name, value, n, "INT32"))
     return inputs
 
 
 def requested_outputs(module: Any, request: EncodeRequest) -> list[Any]:
     """The vectors of the storage type asked for and the token counts; the spans too for CHUNK windows."""
-    names = [request.output, TOKEN_COUNT, *(CHUNK_OUTPUTS if request.chunk == WINDOWS else ())]
-    return [module.InferRequestedOutput(name) for name in names]
+    return list(_requested_outputs(module, request.output, request.chunk == WINDOWS))
+
+
+@functools.lru_cache(maxsize=64)
+def _requested_outputs(module: Any, output: str, windows: bool) -> tuple[Any, ...]:
+    """Made once per output asked for and shared, as the constant columns."""
+    names = [output, TOKEN_COUNT, *(CHUNK_OUTPUTS if windows else ())]
+    return tuple(module.InferRequestedOutput(name) for name in names)
 
 
 def ensemble_candidates(index: Any, protocol: str) -> list[str]:
