@@ -22,6 +22,13 @@ def register_gateway(sub: argparse._SubParsersAction) -> None:
         help="environment variable holding the API key; unset or empty: no key required",
     )
     p.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024, help="larger bodies get 413")
+    p.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no line per request on stdout (uvicorn's access log, on by default; errors are still logged): "
+        "saves ~0.03 ms of CPU per request",
+    )
     p.set_defaults(handler=cmd_gateway)
 
 
@@ -35,5 +42,5 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         api_key=os.environ.get(args.api_key_env) or None,
         max_request_bytes=args.max_request_bytes,
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return 0
