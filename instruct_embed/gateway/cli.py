@@ -27,7 +27,7 @@ def register_gateway(sub: argparse._SubParsersAction) -> None:
         dest="access_log",
         action="store_false",
         help="no line per request on stdout (uvicorn's access log, on by default; errors are still logged): "
-        "saves ~0.03 ms of CPU per request",
+        "saves ~0.07 ms of CPU per request",
     )
     p.set_defaults(handler=cmd_gateway)
 
