@@ -23,32 +23,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 RUNTIMES = {"ONNX Runtime fp32": "f32-ort", "OpenVINO fp32": "f32", "OpenVINO bf16": "bf16"}
 
 
-class OpenVinoSession:
-    """The graph compiled by OpenVINO's CPU plugin with `hint` inference precision, configured as the server's
-    bf16 session is (graph_sessions.OpenVinoBf16Session): one stream, unpinned threads."""
-
-    def __init__(self, onnx_path: str, threads: int, hint: str) -> None:
-        import openvino as ov
-
-        config = {
-            "INFERENCE_PRECISION_HINT": hint,
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-            "ENABLE_CPU_PINNING": False,
-            "INFERENCE_NUM_THREADS": threads,
-        }
-        self.model = ov.Core().compile_model(onnx_path, "CPU", config)
-        self.request = self.model.create_infer_request()
-        self.input_names = [i.get_any_name() for i in self.model.inputs]
-
-    def run(self, feed: dict) -> dict:
-        results = self.request.infer({name: feed[name] for name in self.input_names})
-        return {o.get_any_name(): results[o].copy() for o in self.model.outputs}
-
-
 def measure(model: str, repeats: int, docs: int, threads: int) -> dict[str, dict[str, list[float]]]:
     from instruct_embed.prepare import PrepareOptions, prepare_model
     from instruct_embed.repository.configs import ServingOptions
+    from instruct_embed.runtime.graph_sessions import OpenVinoSession
 
     from .in_process import InProcessOrt
     from .texts import load_texts
@@ -62,6 +40,7 @@ def measure(model: str, repeats: int, docs: int, threads: int) -> dict[str, dict
     for label, hint in RUNTIMES.items():
         embedder = InProcessOrt(model, prepared.hf_dir, prepared.onnx, threads, token_budget=512, run_cost_tokens=16)
         if hint != "f32-ort":
+            # The server's OpenVINO session (one stream, unpinned threads), in the hint's inference precision.
             embedder.encoders = [OpenVinoSession(str(prepared.onnx), threads, hint)]  # type: ignore[list-item]
         embedder.embed(documents[:16], "document")  # warm-up (and OpenVINO's first shapes)
         embedders[label] = embedder

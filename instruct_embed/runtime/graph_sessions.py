@@ -56,7 +56,7 @@ def open_graph_session(onnx_path: str, precision: str, threads: int, allow_spinn
     `onnx_path` is the quantised graph (its QDQ nodes carry the scales)."""
     check_cpu_precision(precision)
     if precision == BF16:
-        return OpenVinoBf16Session(onnx_path, threads)
+        return OpenVinoSession(onnx_path, threads)
     return OrtGraphSession(onnx_path, threads, allow_spinning)
 
 
@@ -98,20 +98,22 @@ def require_bf16(capabilities: Sequence[str]) -> None:
         )
 
 
-class OpenVinoBf16Session:
-    """The fp32 graph compiled by OpenVINO's CPU plugin with bf16 inference precision.
+class OpenVinoSession:
+    """The fp32 graph compiled by OpenVINO's CPU plugin with bf16 inference precision (the server's bf16 encoder).
 
     Threads are not pinned to cores: Triton runs one process per encoder instance, and pinned threads of two
     processes would all land on the first cores (measured: half the throughput of unpinned ones).
     """
 
-    def __init__(self, onnx_path: str, threads: int) -> None:
+    def __init__(self, onnx_path: str, threads: int, inference_precision: str = BF16) -> None:
+        """`inference_precision` "f32" compiles it in fp32 instead (benchmarks/cpu_runtimes.py compares runtimes)."""
         import openvino as ov
 
         core = ov.Core()
-        require_bf16(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        if inference_precision == BF16:
+            require_bf16(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
         config: dict[str, object] = {
-            "INFERENCE_PRECISION_HINT": BF16,
+            "INFERENCE_PRECISION_HINT": inference_precision,
             "PERFORMANCE_HINT": "LATENCY",  # one stream: the encoder calls run() from one thread
             "NUM_STREAMS": 1,
             "ENABLE_CPU_PINNING": False,
