@@ -7,7 +7,7 @@ For each model: the graph `prepare` serves (the ORT-fused fp32 graph), run by ON
 plan (token budget 512, run cost 16, as the benchmarks serve fp32): bulk documents (sorted and budgeted) and
 one-text query runs (what 1-text requests give an encoder whose batcher finds nothing to batch). The runtimes run
 in turn within every repeat, so a change in the machine's speed falls on all alike; medians of the repeats.
-Writes results/cpu_runtimes.json and the table in benchmarks/README.md ("cpu-runtimes"; --no-write: print only).
+Writes results/cpu_runtimes.json and the table in benchmarks/README.md ("cpu-runtimes"); --no-write prints only.
 """
 
 from __future__ import annotations
@@ -88,13 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_start = describe_load(load_average())
     results = {model: measure(model, args.repeats, args.docs, args.threads) for model in args.models}
     context = {"machine": machine(), "load": f"{load_start} -> {describe_load(load_average())}", "args": vars(args)}
-    out = BENCH_DIR / "results" / "cpu_runtimes.json"
-    out.write_text(json.dumps({"context": context, "rates": results}, indent=1, default=str) + "\n")
     text = f"{context['machine']}; load average {context['load']}; medians of {args.repeats}.\n\n{table(results)}"
     print(text)
     if not args.no_write:
         from .report import replace_section
 
+        out = BENCH_DIR / "results" / "cpu_runtimes.json"
+        out.write_text(json.dumps({"context": context, "rates": results}, indent=1, default=str) + "\n")
         readme = BENCH_DIR / "README.md"
         readme.write_text(replace_section(readme.read_text(), "cpu-runtimes", text))
     return 0
