@@ -184,7 +184,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                 "models"
             )
         else:
+            from instruct_embed.repository.render import rendered_precision
+
             print(f"  repository {prepared.repository} (licence {prepared.license})")
+            precision = rendered_precision(prepared.repository, prepared.name)
+            if precision:
+                print(f"  encoder {precision}")
     return 0
 
 

@@ -92,3 +92,16 @@ def test_the_cuda_target_names_its_pytorch_precision() -> None:
     )
     assert spec["encoder_precision"] == "fp16 (PyTorch on cuda)"
     assert spec["precision_choice"] == "the family's engine precision"
+
+
+def test_prepare_prints_what_the_encoder_computes_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from instruct_embed import cli
+
+    serving = ServingOptions(cpu_precision="fp32", precision_choice="auto: this CPU has no bf16 units")
+    render.write_config(ensemble_config(E5, serving), tmp_path / E5.name)
+    prepared = prepare.PreparedModel(E5.name, tmp_path / "hf", tmp_path / "g.onnx", tmp_path, "MIT", "min cosine 1")
+    monkeypatch.setattr(prepare, "prepare_model", lambda name, options: prepared)
+    assert cli.main(["prepare", E5.name]) == 0
+    assert "  encoder fp32 (ONNX Runtime); auto: this CPU has no bf16 units\n" in capsys.readouterr().out
